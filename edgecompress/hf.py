@@ -1,0 +1,95 @@
+"""Hugging Face transformers models, loaded offline from a local folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgecompress.errors import ModelLoadError
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real tokens, L2-normalised: sentence-transformers' pooling."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    summed = (hidden * mask).sum(1)
+    pooled = summed / mask.sum(1).clamp(min=1e-9)
+    return nn.functional.normalize(pooled, p=2, dim=1)
+
+
+class HFEncoder(nn.Module):
+    """Wraps a transformers encoder: token ids in, one normalised embedding per sentence out."""
+
+    output_name = "sentence_embedding"
+
+    def __init__(self, model: nn.Module, input_names: list[str]):
+        super().__init__()
+        self.model = model
+        self.input_names = input_names
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        hidden = self.model(**kwargs).last_hidden_state
+        return mean_pool(hidden, attention_mask)
+
+
+class HFClassifier(HFEncoder):
+    """Wraps a transformers sequence classifier: token ids in, logits out."""
+
+    output_name = "logits"
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        return self.model(**kwargs).logits
+
+
+def _input_names(config) -> list[str]:
+    names = ["input_ids", "attention_mask"]
+    if getattr(config, "type_vocab_size", 0):
+        names.append("token_type_ids")
+    return names
+
+
+def ensure_tokenizer_json(folder: Path) -> Path:
+    """The folder holding tokenizer.json (converted from vocab files into a cache if needed)."""
+    if (folder / "tokenizer.json").exists():
+        return folder
+    from transformers import AutoTokenizer
+
+    from edgecompress.paths import cache_dir
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:
+        raise ModelLoadError(f"model.hf: {folder} has no usable tokenizer: {exc}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"model.hf: {folder}: only fast tokenizers (tokenizer.json) work")
+    out = cache_dir("tokenizers") / folder.resolve().as_posix().strip("/").replace("/", "_")
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+def load_hf_module(folder: Path):
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    try:
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:
+        raise ModelLoadError(f"model.hf: {folder}/config.json cannot be read: {exc}") from None
+    is_classifier = any("ForSequenceClassification" in a for a in (config.architectures or []))
+    auto = AutoModelForSequenceClassification if is_classifier else AutoModel
+    try:
+        # eager attention exports to plain MatMul/Softmax, which ORT's optimizer fuses.
+        model = auto.from_pretrained(
+            str(folder), local_files_only=True, attn_implementation="eager"
+        ).eval()
+    except Exception as exc:
+        raise ModelLoadError(f"model.hf: cannot load weights from {folder}: {exc}") from None
+    wrapper_cls = HFClassifier if is_classifier else HFEncoder
+    module = wrapper_cls(model, _input_names(config)).eval()
+    return module, ensure_tokenizer_json(folder), config

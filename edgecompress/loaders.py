@@ -1,0 +1,203 @@
+"""Loaders that turn what a user has into a ModelBundle (see model.py).
+
+Every file is opened defensively: checkpoints with ``torch.load(weights_only=True)`` (no
+arbitrary unpickling), ONNX files through ``onnx.checker``; a problem is a ModelLoadError
+naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgecompress.errors import ModelLoadError
+from edgecompress.imports import import_object
+from edgecompress.iospec import IOSpec, TensorSpec
+from edgecompress.model import ModelBundle, TaskSpec, example_inputs_for, infer_outputs
+
+PACKAGE_PREFIX = "package://"
+
+
+def resolve_path(ref: str, base_dir: Path | None = None) -> Path:
+    """A path relative to the recipe's folder, or ``package://pkg.module/file`` inside a package."""
+    if ref.startswith(PACKAGE_PREFIX):
+        import importlib.resources
+
+        package, _, name = ref[len(PACKAGE_PREFIX) :].partition("/")
+        try:
+            return Path(str(importlib.resources.files(package).joinpath(name)))
+        except ModuleNotFoundError:
+            raise ModelLoadError(f"{ref}: no installed package {package!r}") from None
+    path = Path(ref).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+def _require_file(path: Path, field: str) -> Path:
+    if not path.exists():
+        raise ModelLoadError(f"{field}: file not found: {path}")
+    return path
+
+
+def load_state_dict(path: Path, field: str = "model.weights") -> dict:
+    """A state_dict from ``path``, refusing anything but tensors (no arbitrary unpickling)."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    _require_file(path, field)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise ModelLoadError(
+            f"{field}: {path} is not a plain state_dict; refusing to unpickle it "
+            f"(weights_only=True): {first}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"{field}: {path} is not a valid PyTorch weights file (corrupt or truncated?): {first}"
+        ) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelLoadError(f"{field}: {path} holds a {type(state).__name__}, not a state_dict")
+    return state
+
+
+def _spec_inputs(module, declared: list[dict] | None, field: str) -> list[TensorSpec]:
+    raw = declared or (getattr(module, "io_spec", None) or {}).get("inputs")
+    if not raw:
+        raise ModelLoadError(
+            f"{field}: the model declares no inputs; add 'inputs: [{{name, dtype, shape}}]' "
+            "to the recipe's model section (named dims such as 'batch' are dynamic)"
+        )
+    return [TensorSpec.from_dict(d) for d in raw]
+
+
+def load_factory(
+    factory: str,
+    weights: str | None,
+    task: TaskSpec,
+    base_dir: Path | None = None,
+    factory_args: dict | None = None,
+    inputs: list[dict] | None = None,
+) -> ModelBundle:
+    fn = import_object(factory, what="model.factory", search_dir=base_dir)
+    try:
+        module = fn(**(factory_args or {}))
+    except Exception as exc:  # a user's factory may raise anything
+        raise ModelLoadError(f"model.factory: {factory}() failed: {exc}") from exc
+    weights_path = None
+    if weights:
+        weights_path = resolve_path(weights, base_dir)
+        state = load_state_dict(weights_path)
+        result = module.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise ModelLoadError(
+                f"model.weights: {weights_path} does not fit {factory}: "
+                f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
+            )
+    module.eval()
+    specs = _spec_inputs(module, inputs, "model.inputs")
+    examples = example_inputs_for(specs)
+    out_names = [d["name"] for d in (getattr(module, "io_spec", None) or {}).get("outputs", [])]
+    io = IOSpec(specs, infer_outputs(module, specs, examples, out_names or ["logits"]))
+    source = {"kind": "factory", "factory": factory, "weights": str(weights_path or "")}
+    return ModelBundle(module, io, examples, task, source=source)
+
+
+def load_pt2(path: Path, task: TaskSpec) -> ModelBundle:
+    import torch
+
+    _require_file(path, "model.pt2")
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:  # torch raises many types for a bad archive
+        raise ModelLoadError(f"model.pt2: {path} is not a torch.export program: {exc}") from None
+    module = program.module()
+    specs = []
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in program.graph_signature.user_inputs:
+            fake = node.meta["val"]
+            shape = tuple(int(d) if str(d).isdigit() else ("batch" if i == 0 else f"d{i}")
+                          for i, d in enumerate(fake.shape))
+            specs.append(TensorSpec(node.name, str(fake.dtype).removeprefix("torch."), shape))
+    examples = example_inputs_for(specs)
+    io = IOSpec(specs, infer_outputs(module, specs, examples, ["output"]))
+    return ModelBundle(module, io, examples, task, source={"kind": "pt2", "path": str(path)})
+
+
+def load_onnx(path: Path, task: TaskSpec) -> ModelBundle:
+    import onnx
+
+    _require_file(path, "model.onnx")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # DecodeError, ValidationError, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"model.onnx: {path} is not a valid ONNX model: {first}") from None
+    io = IOSpec(_onnx_specs(proto.graph.input, proto), _onnx_specs(proto.graph.output, proto))
+    examples = example_inputs_for(io.inputs)
+    return ModelBundle(None, io, examples, task, source={"kind": "onnx", "path": str(path)},
+                       onnx_path=path)
+
+
+def _onnx_specs(values, proto) -> list[TensorSpec]:
+    import onnx
+
+    initializers = {i.name for i in proto.graph.initializer}
+    specs = []
+    for value in values:
+        if value.name in initializers:
+            continue
+        tensor_type = value.type.tensor_type
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)).name
+        shape = tuple(
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or f"d{i}")
+            for i, d in enumerate(tensor_type.shape.dim)
+        )
+        specs.append(TensorSpec(value.name, dtype, shape))
+    return specs
+
+
+def load_hf(folder: Path, task: TaskSpec) -> ModelBundle:
+    """A local transformers folder, offline. Sequence classifiers give logits, encoders give
+    mean-pooled, L2-normalised sentence embeddings."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from edgecompress.hf import load_hf_module
+
+    if not (folder / "config.json").exists():
+        raise ModelLoadError(f"model.hf: {folder} has no config.json (not a transformers folder)")
+    module, tokenizer_dir, config = load_hf_module(folder)
+    specs = [TensorSpec(n, "int64", ("batch", "sequence")) for n in module.input_names]
+    examples = example_inputs_for(specs, seq=16)
+    io = IOSpec(specs, infer_outputs(module, specs, examples, [module.output_name]))
+    return ModelBundle(
+        module, io, examples, task, source={"kind": "hf", "path": str(folder)},
+        tokenizer_dir=tokenizer_dir, extra={"model_type": config.model_type},
+    )
+
+
+def load_path(path: Path, task: TaskSpec, factory: str | None = None) -> ModelBundle:
+    """Guess the loader from a path (CLI use): .onnx, .pt2, a HF folder, or weights + factory."""
+    if factory:
+        return load_factory(factory, str(path), task)
+    if path.is_dir():
+        return load_hf(path, task)
+    if path.suffix == ".onnx":
+        return load_onnx(path, task)
+    if path.suffix == ".pt2":
+        return load_pt2(path, task)
+    if not path.exists():
+        raise ModelLoadError(f"model: file not found: {path}")
+    raise ModelLoadError(
+        f"model: cannot tell how to load {path}: expected .onnx, .pt2, a Hugging Face folder, "
+        "a recipe .yaml, or a state_dict with --factory pkg.module:function"
+    )

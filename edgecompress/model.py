@@ -1,0 +1,166 @@
+"""ModelBundle: a model plus everything the pipeline needs to know about it.
+
+Loaders (one per source a user has): a factory ``pkg.module:function`` plus a state_dict file,
+a ``torch.export`` ``.pt2`` file, a local Hugging Face folder (offline), or an ONNX file.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecompress.iospec import IOSpec, TensorSpec
+
+
+class TaskKind(str, Enum):
+    classification = "classification"
+    embedding = "embedding"
+    regression = "regression"
+
+
+DEFAULT_METRIC = {
+    TaskKind.classification: "accuracy",
+    TaskKind.embedding: "cosine",
+    TaskKind.regression: "mse",
+}
+
+
+@dataclass
+class TaskSpec:
+    kind: TaskKind = TaskKind.classification
+    data: str = "digits"
+    metric: str = "accuracy"
+    max_length: int = 128  # text models: tokenizer truncation
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind.value, "data": self.data, "metric": self.metric,
+                "max_length": self.max_length}
+
+
+@dataclass
+class StepRecord:
+    """One applied step, as it appears in manifest.json."""
+
+    name: str
+    config: dict
+    stats: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ModelBundle:
+    """A model and its IO spec, example inputs, task and history. Compressors return new ones."""
+
+    module: Any | None  # torch.nn.Module; None for an ONNX-only bundle
+    io: IOSpec
+    example_inputs: dict[str, np.ndarray]
+    task: TaskSpec
+    source: dict = field(default_factory=dict)
+    history: list[StepRecord] = field(default_factory=list)
+    quant_spec: Any | None = None  # quantspec.QuantSpec, realised natively by each exporter
+    # The module as it was before the torch quantization was applied: exporters quantize this
+    # one with their own backend's tools (None when the bundle is not quantized).
+    float_module: Any | None = None
+    onnx_path: Path | None = None
+    tokenizer_dir: Path | None = None  # text models: folder holding tokenizer.json
+    extra: dict = field(default_factory=dict)  # loader-specific facts (hf config, ...)
+
+    @property
+    def is_text(self) -> bool:
+        return self.tokenizer_dir is not None
+
+    def replace(self, **changes) -> ModelBundle:
+        """A shallow copy with ``changes``; the history list is copied, not shared."""
+        changes.setdefault("history", list(self.history))
+        return dataclasses.replace(self, **changes)
+
+    def clone_module(self):
+        return copy.deepcopy(self.module)
+
+    def torch_run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from edgecompress.runtimes import TorchRunner
+
+        return TorchRunner(self.module, self.io).run(feeds)
+
+    def feeds(self, batch) -> dict[str, np.ndarray]:
+        """Model feeds for a data ``Split`` batch (tokenized for text models)."""
+        if batch.texts is not None:
+            return tokenize(self.tokenizer_dir, batch.texts, self.io, self.task.max_length)
+        if len(self.io.inputs) != 1:
+            raise ValueError("tensor datasets feed single-input models only")
+        spec = self.io.inputs[0]
+        return {spec.name: np.ascontiguousarray(batch.x, dtype=spec.dtype)}
+
+    def param_count(self) -> int:
+        if self.module is None:
+            return 0
+        return sum(p.numel() for p in self.module.parameters())
+
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def tokenize(tokenizer_dir, texts: list[str], io: IOSpec, max_length: int) -> dict:
+    """Tokenize with the fast ``tokenizers`` library (as the Lambda handler does)."""
+    from tokenizers import Tokenizer
+
+    key = str(tokenizer_dir)
+    if key not in _TOKENIZERS:
+        tok = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
+        tok.enable_truncation(max_length)
+        tok.enable_padding()
+        _TOKENIZERS[key] = tok
+    encodings = _TOKENIZERS[key].encode_batch(list(texts))
+    columns = {
+        "input_ids": [e.ids for e in encodings],
+        "attention_mask": [e.attention_mask for e in encodings],
+        "token_type_ids": [e.type_ids for e in encodings],
+    }
+    return {s.name: np.asarray(columns[s.name], dtype=s.dtype) for s in io.inputs}
+
+
+def infer_outputs(module, io_inputs: list[TensorSpec], examples: dict, names=None):
+    """Run the module once on ``examples`` to learn output dtypes and shapes."""
+    import torch
+
+    with torch.no_grad():
+        out = module(*[torch.from_numpy(examples[s.name]) for s in io_inputs])
+    outs = out if isinstance(out, tuple | list) else (out,)
+    batch_dims = {s.shape[0] for s in io_inputs if s.shape and isinstance(s.shape[0], str)}
+    batch = next(iter(batch_dims), None)
+    specs = []
+    for i, tensor in enumerate(outs):
+        name = names[i] if names and i < len(names) else ("output" if len(outs) == 1 else f"output_{i}")
+        shape = list(tensor.shape)
+        if batch and shape:
+            shape[0] = batch
+        specs.append(TensorSpec(name, str(tensor.detach().numpy().dtype), tuple(shape)))
+    return specs
+
+
+def example_inputs_for(inputs: list[TensorSpec], batch: int = 2, seq: int = 16) -> dict:
+    """Deterministic example inputs of the right dtype for an IO spec."""
+    rng = np.random.default_rng(0)
+    examples = {}
+    for spec in inputs:
+        shape = [batch if d == spec.shape[0] and isinstance(d, str) else d for d in spec.shape]
+        shape = [seq if isinstance(d, str) else d for d in shape]
+        if spec.dtype.startswith("int"):
+            examples[spec.name] = (
+                np.ones(shape, dtype=spec.dtype)
+                if "mask" in spec.name
+                else rng.integers(0, 100, size=shape).astype(spec.dtype)
+            )
+        else:
+            examples[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+    return examples

@@ -1,0 +1,68 @@
+"""QuantSpec: the declarative description of a quantization, realised by every backend.
+
+The ``quantize`` compressor records one on the ModelBundle (and applies the torch realisation);
+the ONNX exporter realises it with onnxruntime's quantizers, the TFLite exporter with the
+converter's optimisations. One recipe, every backend.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+
+class QuantScheme(str, Enum):
+    int8_dynamic = "int8-dynamic"  # int8 weights, activations quantized per call
+    int8_static = "int8-static"  # int8 weights and activations, calibrated ranges
+    int8_weight_only = "int8-weight-only"  # int8 weights, float activations
+    int4_weight_only = "int4-weight-only"  # int4 group-wise weights, float activations
+    fp16 = "fp16"
+
+
+class CalibrationMethod(str, Enum):
+    minmax = "minmax"
+    percentile = "percentile"
+    entropy = "entropy"
+
+
+SCHEME_BITS = {
+    QuantScheme.int8_dynamic: 8,
+    QuantScheme.int8_static: 8,
+    QuantScheme.int8_weight_only: 8,
+    QuantScheme.int4_weight_only: 4,
+    QuantScheme.fp16: 16,
+}
+
+
+@dataclass
+class QuantSpec:
+    scheme: QuantScheme
+    group_size: int = 128  # int4 only
+    symmetric: bool = True  # int4: False adds zero points
+    per_channel: bool = True  # int8 weights: one scale per output channel
+    calibration_method: CalibrationMethod = CalibrationMethod.minmax
+    calibration_samples: int = 128
+    keep_float: list[str] = field(default_factory=list)  # fnmatch patterns on module names
+
+    @property
+    def bits(self) -> int:
+        return SCHEME_BITS[self.scheme]
+
+    def keeps_float(self, module_name: str) -> bool:
+        return any(fnmatch.fnmatchcase(module_name, p) for p in self.keep_float)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["scheme"] = self.scheme.value
+        d["calibration_method"] = self.calibration_method.value
+        d["bits"] = self.bits
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> QuantSpec:
+        d = {k: v for k, v in d.items() if k != "bits"}
+        d["scheme"] = QuantScheme(d["scheme"])
+        if "calibration_method" in d:
+            d["calibration_method"] = CalibrationMethod(d["calibration_method"])
+        return cls(**d)

@@ -1,0 +1,239 @@
+"""The recipe schema (YAML). An invalid recipe is refused before any work starts, with a
+message naming the file, the field path and the reason (exit 2)."""
+
+from __future__ import annotations
+
+import difflib
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edgecompress.errors import RecipeError
+from edgecompress.model import DEFAULT_METRIC, TaskKind, TaskSpec
+from edgecompress.registry import COMPRESSORS, EXPORTERS, StepConfig
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ModelSection(Section):
+    """Where the model comes from: exactly one of factory (+weights), pt2, hf, onnx."""
+
+    factory: str | None = Field(None, description="'pkg.module:function' building the module")
+    weights: str | None = Field(None, description="state_dict file for the factory's module")
+    factory_args: dict[str, Any] = Field(default_factory=dict, description="kwargs of factory")
+    pt2: str | None = Field(None, description="a torch.export .pt2 file")
+    hf: str | None = Field(None, description="a local Hugging Face transformers folder")
+    onnx: str | None = Field(None, description="an ONNX file (export-only and ONNX-level steps)")
+    inputs: list[dict[str, Any]] | None = Field(None, description="[{name, dtype, shape}]")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [k for k in ("factory", "pt2", "hf", "onnx") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of factory, pt2, hf, onnx (got {given or 'none'})")
+        if self.weights and not self.factory:
+            raise ValueError("weights go with factory")
+        return self
+
+
+class TaskSection(Section):
+    kind: TaskKind = TaskKind.classification
+    data: str = Field("digits", description="built-in dataset or 'pkg.module:function'")
+    metric: str | None = None
+    max_length: int = Field(128, ge=8, le=4096, description="text models: tokens per input")
+    eval_samples: int | None = Field(None, ge=1, description="cap on eval samples (None: all)")
+
+    def spec(self) -> TaskSpec:
+        metric = self.metric or DEFAULT_METRIC[self.kind]
+        return TaskSpec(self.kind, self.data, metric, self.max_length)
+
+
+class Arch(str, Enum):
+    arm64 = "arm64"
+    x86_64 = "x86_64"
+
+
+class LambdaPython(str, Enum):
+    py311 = "3.11"
+    py312 = "3.12"
+    py313 = "3.13"
+
+
+class LambdaSection(Section):
+    arch: list[Arch] = Field(default_factory=lambda: [Arch.x86_64], description="targets")
+    python: LambdaPython = LambdaPython.py312
+    memory_mb: list[int] = Field(default_factory=lambda: [512, 1024, 2048])
+    budget_mib: float = Field(50.0, gt=0, description="zipped size budget (direct upload)")
+    unzipped_budget_mib: float = Field(250.0, gt=0, description="unzipped size budget")
+    variant: str | None = Field(None, description="export variant to package (default: last)")
+    self_check: bool = True
+    timeout_s: int = Field(30, ge=1, le=900)
+
+    @model_validator(mode="after")
+    def _memory_range(self):
+        bad = [m for m in self.memory_mb if not 128 <= m <= 10240]
+        if bad:
+            raise ValueError(f"memory_mb must be within 128..10240 MB, got {bad}")
+        return self
+
+
+class PackageSection(Section):
+    lambda_: LambdaSection | None = Field(None, alias="lambda")
+
+
+class BenchSection(Section):
+    runs: int = Field(200, ge=1)
+    warmup: int = Field(10, ge=0)
+    threads: list[int] = Field(default_factory=lambda: [1, 2])
+    batch: int = Field(1, ge=1)
+    seq_len: int | None = Field(None, ge=1, description="text models: fixed length to pad to")
+    cold_start_runs: int = Field(5, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+
+
+class GatesSection(Section):
+    max_accuracy_drop: float | None = Field(None, ge=0)
+    max_zip_mib: float | None = Field(None, gt=0)
+    max_unzipped_mib: float | None = Field(None, gt=0)
+    max_p95_ms: float | None = Field(None, gt=0)
+    max_cold_start_ms: float | None = Field(None, gt=0)
+    max_usd_per_million: float | None = Field(None, gt=0)
+    max_p95_regression: float | None = Field(None, ge=0)
+    baseline_report: str | None = Field(None, description="previous report.json to compare to")
+
+
+class CostSection(Section):
+    init_fraction: float = Field(0.01, ge=0, le=1, description="share of invocations cold")
+    pricing: str | None = Field(None, description="a pricing.json overriding the built-in one")
+    p95_target_ms: float | None = Field(None, gt=0)
+
+
+class Recipe(Section):
+    name: str | None = None
+    seed: int = 0
+    model: ModelSection
+    task: TaskSection = Field(default_factory=TaskSection)
+    steps: list[dict[str, dict[str, Any] | None]] = Field(default_factory=list)
+    export: list[str | dict[str, dict[str, Any] | None]] = Field(default_factory=list)
+    package: PackageSection = Field(default_factory=PackageSection)
+    bench: BenchSection | None = None
+    gates: GatesSection = Field(default_factory=GatesSection)
+    cost: CostSection = Field(default_factory=CostSection)
+
+    # Filled by load_recipe: validated configs and the recipe's folder.
+    step_configs: list[tuple[str, StepConfig]] = Field(default_factory=list, exclude=True)
+    export_configs: list[tuple[str, StepConfig]] = Field(default_factory=list, exclude=True)
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    path: Path | None = Field(None, exclude=True)
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_BOUNDS = {"less_than": ("<", "lt"), "less_than_equal": ("<=", "le"),
+           "greater_than": (">", "gt"), "greater_than_equal": (">=", "ge")}
+
+
+def _message(err: dict, known_fields: list[str]) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind in _BOUNDS:
+        op, key = _BOUNDS[kind]
+        msg = f"must be {op} {ctx[key]}"
+    elif kind == "extra_forbidden":
+        field = str(err["loc"][-1])
+        close = difflib.get_close_matches(field, known_fields, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown field{hint}; known: {', '.join(known_fields)}"
+    elif kind == "missing":
+        return "required field missing"
+    else:
+        msg = err["msg"][0].lower() + err["msg"][1:]
+        msg = msg.removeprefix("value error, ")
+    value = err.get("input")
+    if isinstance(value, str | int | float | bool) and kind != "missing":
+        msg += f", got {value!r}"
+    return msg
+
+
+def _fields_at(model_cls, loc: tuple) -> list[str]:
+    """Field names of the (sub)model the error location points into, for suggestions."""
+    cls = model_cls
+    for part in loc[:-1]:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            break
+        ann = field.annotation
+        for cand in getattr(ann, "__args__", ()) or (ann,):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                cls = cand
+                break
+    fields = getattr(cls, "model_fields", {})
+    return sorted(f.alias or n for n, f in fields.items() if not f.exclude)
+
+
+def format_errors(source: str, exc: ValidationError, model_cls, prefix: tuple = ()) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(prefix) + tuple(err["loc"])
+        lines.append(f"{source}: {_loc(loc)}: {_message(err, _fields_at(model_cls, err['loc']))}")
+    return "\n".join(lines)
+
+
+def _validate_entries(entries, registry, field: str, source: str) -> list[tuple[str, StepConfig]]:
+    configs = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            entry = {entry: None}
+        if len(entry) != 1:
+            raise RecipeError(f"{source}: {field}[{i}]: one {registry.kind} per item, got {list(entry)}")
+        (name, raw), = entry.items()
+        try:
+            reg = registry.get(name)
+        except KeyError:
+            close = difflib.get_close_matches(name, registry.names(), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise RecipeError(
+                f"{source}: {field}[{i}]: unknown {registry.kind} {name!r} "
+                f"(known: {', '.join(registry.names()) or 'none'}{hint})"
+            ) from None
+        try:
+            configs.append((name, reg.config_cls.model_validate(raw or {})))
+        except ValidationError as exc:
+            raise RecipeError(format_errors(source, exc, reg.config_cls, (field, i, name))) from None
+    return configs
+
+
+def parse_recipe(data: Any, source: str = "<recipe>", base_dir: Path | None = None) -> Recipe:
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe is a mapping with at least 'model', got {type(data).__name__}")
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise RecipeError(format_errors(source, exc, Recipe)) from None
+    recipe.step_configs = _validate_entries(recipe.steps, COMPRESSORS, "steps", source)
+    recipe.export_configs = _validate_entries(recipe.export, EXPORTERS, "export", source)
+    recipe.base_dir = base_dir or Path.cwd()
+    return recipe
+
+
+def load_recipe(path: Path) -> Recipe:
+    """Read and validate a YAML recipe; RecipeError (exit 2) names file, field and reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    recipe = parse_recipe(data, str(path), path.resolve().parent)
+    recipe.path = path
+    return recipe
