@@ -48,7 +48,10 @@ class BudgetError(CompressError):
 
 
 class OutputExistsError(CompressError):
-    """The output folder exists and --force was not given (exit 1; nothing is touched)."""
+    """The output folder exists and --force was not given (exit 2, a usage error; nothing is
+    touched)."""
+
+    exit_code = EXIT_USAGE
 
 
 class GateError(CompressError):

@@ -15,9 +15,16 @@ import numpy as np
 from edgecompress.errors import ModelLoadError
 from edgecompress.imports import import_object
 from edgecompress.iospec import IOSpec, TensorSpec
-from edgecompress.model import ModelBundle, TaskSpec, example_inputs_for, infer_outputs
+from edgecompress.model import (
+    ModelBundle,
+    TaskSpec,
+    example_inputs_for,
+    infer_outputs,
+    tokenize,
+)
 
 PACKAGE_PREFIX = "package://"
+EXAMPLE_TEXTS = ["Hello world.", "Models are compressed before they are shipped to the edge."]
 
 
 def resolve_path(ref: str, base_dir: Path | None = None) -> Path:
@@ -42,6 +49,27 @@ def _require_file(path: Path, field: str) -> Path:
     return path
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _refusal(exc: Exception) -> str:
+    """What the weights-only unpickler refused, briefly (e.g. 'GLOBAL posix.system')."""
+    import re
+
+    found = re.search(r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+)", str(exc))
+    return found.group(1) if found else _first_line(exc)
+
+
+def _looks_like_pickle_or_torch(path: Path) -> bool:
+    import zipfile
+
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    return zipfile.is_zipfile(path) or (len(head) == 2 and head[0] == 0x80 and head[1] <= 5)
+
+
 def load_state_dict(path: Path, field: str = "model.weights") -> dict:
     """A state_dict from ``path``, refusing anything but tensors (no arbitrary unpickling)."""
     import pickle
@@ -50,18 +78,22 @@ def load_state_dict(path: Path, field: str = "model.weights") -> dict:
     import torch
 
     _require_file(path, field)
+    if not _looks_like_pickle_or_torch(path):
+        raise ModelLoadError(
+            f"{field}: {path} is not a valid PyTorch weights file (neither a torch.save zip "
+            "nor a pickle stream: corrupt, truncated or another format?)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
         raise ModelLoadError(
             f"{field}: {path} is not a plain state_dict; refusing to unpickle it "
-            f"(weights_only=True): {first}"
+            f"(torch.load weights_only=True rejected {_refusal(exc)})"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(
-            f"{field}: {path} is not a valid PyTorch weights file (corrupt or truncated?): {first}"
+            f"{field}: {path} is not a valid PyTorch weights file (corrupt or truncated?): "
+            f"{_first_line(exc)}"
         ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
@@ -141,8 +173,9 @@ def load_onnx(path: Path, task: TaskSpec) -> ModelBundle:
         proto = onnx.load(str(path), load_external_data=False)
         onnx.checker.check_model(proto)
     except Exception as exc:  # DecodeError, ValidationError, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"model.onnx: {path} is not a valid ONNX model: {first}") from None
+        raise ModelLoadError(
+            f"model.onnx: {path} is not a valid ONNX model: {_first_line(exc)}"
+        ) from None
     io = IOSpec(_onnx_specs(proto.graph.input, proto), _onnx_specs(proto.graph.output, proto))
     examples = example_inputs_for(io.inputs)
     return ModelBundle(None, io, examples, task, source={"kind": "onnx", "path": str(path)},
@@ -177,7 +210,8 @@ def load_hf(folder: Path, task: TaskSpec) -> ModelBundle:
         raise ModelLoadError(f"model.hf: {folder} has no config.json (not a transformers folder)")
     module, tokenizer_dir, config = load_hf_module(folder)
     specs = [TensorSpec(n, "int64", ("batch", "sequence")) for n in module.input_names]
-    examples = example_inputs_for(specs, seq=16)
+    io = IOSpec(specs, [])
+    examples = tokenize(tokenizer_dir, EXAMPLE_TEXTS, io, task.max_length)
     io = IOSpec(specs, infer_outputs(module, specs, examples, [module.output_name]))
     return ModelBundle(
         module, io, examples, task, source={"kind": "hf", "path": str(folder)},

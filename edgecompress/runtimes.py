@@ -16,13 +16,21 @@ class Runner(Protocol):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
+def _eval_mode(module):
+    """eval() where supported (torch.export's unlifted modules refuse it and need none)."""
+    try:
+        return module.eval()
+    except NotImplementedError:
+        return module
+
+
 class TorchRunner:
     def __init__(self, module, io: IOSpec, threads: int | None = None):
         import torch
 
         if threads:
             torch.set_num_threads(threads)
-        self.module = module.eval()
+        self.module = _eval_mode(module)
         self.io = io
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

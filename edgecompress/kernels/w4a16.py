@@ -54,7 +54,7 @@ def _w4a16_kernel(
         q = (packed >> ((kk[:, None] % 2) * 4)) & 0xF
         g_off = (kk[:, None] // GROUP_SIZE) * stride_sg + offs_n[None, :] * stride_sn
         scale = tl.load(s_ptr + g_off, w_mask, 0.0)
-        if HAS_ZEROS:
+        if HAS_ZEROS:  # noqa: SIM108  (constexpr branch: no load at all when symmetric)
             zero = tl.load(z_ptr + g_off, w_mask, 0).to(tl.int32)
         else:
             zero = ZERO

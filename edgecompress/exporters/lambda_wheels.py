@@ -1,0 +1,191 @@
+"""Resolve, download and cache the wheels a Lambda zip vendors, for the TARGET (never the host).
+
+Lambda's python3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34), python3.11 on Amazon
+Linux 2 (glibc 2.26). Wheels are fetched with ``pip download --only-binary=:all:`` and every
+manylinux tag that glibc accepts, pinned to versions that exist for the target, and kept in
+``cache_dir("wheels", <target>)`` so a rebuild needs no network and vendors the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecompress.errors import ExportError
+
+ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}
+ELF_MACHINE = {"x86_64": 62, "aarch64": 183}
+GLIBC = {"3.11": 26, "3.12": 34, "3.13": 34}  # AL2 for <= 3.11, AL2023 for 3.12+
+
+# Versions that exist for each runtime and that were verified to run there (self-check).
+# onnxruntime >= 1.17 needs glibc 2.27/2.28, so Amazon Linux 2 (python3.11) gets 1.16.3, which
+# was built against numpy 1.x (numpy 2 would fail at import): numpy stays below 2 with it.
+PINS: dict[str, dict[str, str]] = {
+    "3.11": {"onnxruntime": "1.16.3", "numpy": "1.26.4", "ai-edge-litert": "1.4.0",
+             "tokenizers": "0.23.3"},
+    "3.12": {"onnxruntime": "1.32.0", "numpy": "2.5.5", "ai-edge-litert": "2.3.0",
+             "tokenizers": "0.23.3"},
+    "3.13": {"onnxruntime": "1.32.0", "numpy": "2.5.5", "ai-edge-litert": "2.3.0",
+             "tokenizers": "0.23.3"},
+}
+# A numpy built for onnxruntime 1.16 (numpy 1.x ABI) is pinned above; litert takes any.
+LITERT_NUMPY = {"3.11": "2.2.6"}
+
+
+@dataclass(frozen=True)
+class Target:
+    arch: str  # "arm64" | "x86_64" (Lambda's names)
+    python: str  # "3.11" | "3.12" | "3.13"
+
+    def __post_init__(self):
+        if self.arch not in ARCHES:
+            raise ExportError(f"lambda arch: expected one of {sorted(ARCHES)}, got {self.arch!r}")
+        if self.python not in GLIBC:
+            raise ExportError(f"lambda python: expected one of {sorted(GLIBC)}, got {self.python!r}")
+
+    @property
+    def machine(self) -> str:
+        return ARCHES[self.arch]
+
+    @property
+    def glibc(self) -> tuple[int, int]:
+        return (2, GLIBC[self.python])
+
+    @property
+    def abi(self) -> str:
+        return "cp" + self.python.replace(".", "")
+
+    @property
+    def elf_machine(self) -> int:
+        return ELF_MACHINE[self.machine]
+
+    @property
+    def key(self) -> str:
+        return f"{self.machine}-{self.abi}-glibc2.{self.glibc[1]}"
+
+    def platforms(self) -> list[str]:
+        """Every manylinux tag the runtime's glibc accepts, plus the legacy alias."""
+        tags = [f"manylinux_2_{minor}_{self.machine}" for minor in range(17, self.glibc[1] + 1)]
+        return [*tags, f"manylinux2014_{self.machine}"]
+
+    def matches_host(self) -> bool:
+        import platform
+
+        host_py = f"{sys.version_info.major}.{sys.version_info.minor}"
+        return platform.machine() == self.machine and host_py == self.python
+
+
+@dataclass(frozen=True)
+class Wheel:
+    name: str
+    version: str
+    path: Path
+
+    @property
+    def tags(self) -> tuple[str, str, str]:
+        """(python tag, abi tag, platform tags) from the file name."""
+        parts = self.path.name[: -len(".whl")].split("-")
+        return parts[-3], parts[-2], parts[-1]
+
+    def to_dict(self) -> dict:
+        py, abi, plat = self.tags
+        return {"name": self.name, "version": self.version, "file": self.path.name,
+                "python_tag": py, "abi_tag": abi, "platform_tag": plat}
+
+
+def pins_for(target: Target, runtime: str, text: bool) -> dict[str, str]:
+    """The pinned requirement set for a bundle: runtime + numpy (+ tokenizers)."""
+    table = PINS[target.python]
+    pins = {"numpy": table["numpy"]}
+    if runtime == "onnxruntime":
+        pins["onnxruntime"] = table["onnxruntime"]
+    else:
+        pins["ai-edge-litert"] = table["ai-edge-litert"]
+        pins["numpy"] = LITERT_NUMPY.get(target.python, table["numpy"])
+    if text:
+        pins["tokenizers"] = table["tokenizers"]
+    return pins
+
+
+def fetch_wheels(target: Target, pins: dict[str, str]) -> list[Wheel]:
+    """Each pinned wheel for ``target``: from the cache, else from PyPI into the cache."""
+    from edgecompress.paths import cache_dir
+
+    folder = cache_dir("wheels", target.key)
+    return [_cached_or_download(folder, target, name, version) for name, version in pins.items()]
+
+
+def _cached_or_download(folder: Path, target: Target, name: str, version: str) -> Wheel:
+    index_path = folder / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    key = f"{name}=={version}"
+    if key in index and (folder / index[key]).exists():
+        return Wheel(name, version, folder / index[key])
+    path = _download(folder, target, name, version)
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    index[key] = path.name
+    tmp = index_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
+    tmp.replace(index_path)
+    return Wheel(name, version, path)
+
+
+def _download(folder: Path, target: Target, name: str, version: str) -> Path:
+    from edgecompress.progress import log
+
+    log.info("downloading %s==%s for %s", name, version, target.key)
+    with tempfile.TemporaryDirectory(prefix="ec-wheel-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--python-version", target.python, "--implementation", "cp", "--abi", target.abi,
+               "--disable-pip-version-check", "-q", "-d", tmp, f"{name}=={version}"]
+        for plat in target.platforms():
+            cmd += ["--platform", plat]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        files = sorted(Path(tmp).glob("*.whl"))
+        if proc.returncode != 0 or len(files) != 1:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise ExportError(
+                f"lambda: no wheel of {name}=={version} for {target.key} "
+                f"({', '.join(target.platforms()[-2:])}): {' '.join(tail)}"
+            )
+        dest = folder / files[0].name
+        shutil.move(str(files[0]), dest)
+        return dest
+
+
+def check_wheel_tags(wheel: Wheel, target: Target) -> str | None:
+    """None when the wheel's tags fit the target's Python and glibc, else what is wrong."""
+    py, abi, plat = wheel.tags
+    ok_plats = set(target.platforms()) | {"any"}
+    if not set(plat.split(".")) & ok_plats:
+        return f"{wheel.path.name}: platform {plat} does not run on {target.key}"
+    minor = int(target.python.split(".")[1])
+    pys = set(py.split("."))
+    if target.abi not in pys and not (abi == "abi3" and _abi3_ok(pys, minor)) and "py3" not in pys:
+        return f"{wheel.path.name}: python tag {py}/{abi} does not fit {target.abi}"
+    return None
+
+
+def _abi3_ok(pys: set[str], minor: int) -> bool:
+    return any(p.startswith("cp3") and int(p[3:]) <= minor for p in pys)
+
+
+def unpack(wheels: list[Wheel], dest: Path) -> None:
+    """Unpack wheels into ``dest`` (the zip root), keeping the executable bit of members."""
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel.path) as zf:
+            for info in zf.infolist():
+                target = dest / info.filename
+                if info.is_dir():
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+                if (info.external_attr >> 16) & 0o111:
+                    target.chmod(0o755)

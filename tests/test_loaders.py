@@ -1,0 +1,91 @@
+"""Model loading: each source a user has, and the ways files go wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgecompress.errors import ModelLoadError
+from edgecompress.loaders import load_factory, load_hf, load_onnx, load_path, load_pt2
+from edgecompress.model import TaskKind, TaskSpec
+from tests.conftest import DIGITS_WEIGHTS
+
+
+def test_factory_with_shipped_weights_is_accurate(digits_bundle, digits_data):
+    from edgecompress.zoo.train import accuracy
+
+    assert accuracy(digits_bundle.module, digits_data.test) >= 0.95
+    assert digits_bundle.io.input_names == ["image"]
+    assert digits_bundle.io.outputs[0].shape == ("batch", 10)
+
+
+def test_factory_weights_that_do_not_fit(tmp_path):
+    torch.save({"nope": torch.zeros(3)}, tmp_path / "w.pt")
+    with pytest.raises(ModelLoadError, match="does not fit edgecompress.zoo:digits_cnn"):
+        load_factory("edgecompress.zoo:digits_cnn", str(tmp_path / "w.pt"), TaskSpec())
+
+
+def test_factory_not_importable():
+    with pytest.raises(ModelLoadError, match="cannot import module 'no_such_pkg.models'"):
+        load_factory("no_such_pkg.models:net", None, TaskSpec())
+
+
+def test_pt2_round_trip(tmp_path, digits_bundle):
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(
+        digits_bundle.module, (torch.randn(2, 1, 8, 8),), dynamic_shapes=({0: batch},)
+    )
+    torch.export.save(program, str(tmp_path / "m.pt2"))
+    bundle = load_pt2(tmp_path / "m.pt2", TaskSpec())
+    x = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)
+    got = bundle.torch_run({bundle.io.input_names[0]: x})
+    want = digits_bundle.torch_run({"image": x})
+    np.testing.assert_allclose(next(iter(got.values())), want["logits"], atol=1e-5)
+    assert bundle.io.inputs[0].shape[0] == "batch"
+
+
+def test_pt2_garbage(tmp_path):
+    (tmp_path / "m.pt2").write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError, match="is not a torch.export program"):
+        load_pt2(tmp_path / "m.pt2", TaskSpec())
+
+
+def test_hf_folder_embeds_sentences(tiny_bert_dir):
+    bundle = load_hf(tiny_bert_dir, TaskSpec(TaskKind.embedding, "sentences", "cosine"))
+    from edgecompress.data import Split
+
+    out = bundle.torch_run(bundle.feeds(Split(texts=["A short one.", "A longer sentence here."])))
+    emb = out["sentence_embedding"]
+    assert emb.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+
+def test_hf_folder_without_config(tmp_path):
+    with pytest.raises(ModelLoadError, match="has no config.json"):
+        load_hf(tmp_path, TaskSpec())
+
+
+def test_onnx_io_spec(tmp_path, digits_bundle):
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(
+        digits_bundle.module, (torch.zeros(1, 1, 8, 8),), str(path), input_names=["image"],
+        output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,
+    )
+    bundle = load_onnx(path, TaskSpec())
+    assert bundle.module is None and bundle.onnx_path == path
+    assert bundle.io.inputs[0].shape == ("batch", 1, 8, 8)
+    assert bundle.io.outputs[0].name == "logits"
+
+
+def test_load_path_unknown_suffix(tmp_path):
+    (tmp_path / "m.bin").write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match="cannot tell how to load"):
+        load_path(tmp_path / "m.bin", TaskSpec())
+
+
+def test_package_weights_resolve():
+    from edgecompress.loaders import resolve_path
+
+    assert resolve_path(DIGITS_WEIGHTS).is_file()

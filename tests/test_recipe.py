@@ -1,0 +1,67 @@
+"""Recipes: invalid ones are refused with file, field path and reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgecompress.errors import RecipeError
+from edgecompress.recipe import load_recipe, parse_recipe
+
+MODEL = "model: {factory: 'edgecompress.zoo:digits_cnn', weights: 'w.pt'}\n"
+
+
+def test_demo_recipe_is_valid(tmp_path):
+    from tests.conftest import REPO
+
+    recipe = load_recipe(REPO / "recipes" / "digits.yaml")
+    assert recipe.model.factory == "edgecompress.zoo:digits_cnn"
+    assert recipe.task.kind.value == "classification"
+
+
+def test_typo_in_field_name_names_path_and_suggests(write_recipe):
+    path = write_recipe(MODEL + "task: {kind: classification, dta: digits}\n")
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: task.dta: unknown field")
+    assert "did you mean 'data'" in message
+    assert info.value.exit_code == 2
+
+
+def test_out_of_range_value_in_step(write_recipe):
+    path = write_recipe(MODEL + "steps:\n  - fuse: {}\n  - prune: {amount: 1.5}\n")
+    with pytest.raises(RecipeError, match=r"steps\[1\]\.prune\.amount: must be < 1, got 1\.5"):
+        load_recipe(path)
+
+
+def test_unknown_compressor_names_step(write_recipe):
+    path = write_recipe(MODEL + "steps:\n  - prun: {amount: 0.5}\n")
+    with pytest.raises(RecipeError, match=r"steps\[0\]: unknown compressor 'prun'.*did you mean 'prune'"):
+        load_recipe(path)
+
+
+def test_wrong_type_names_field(write_recipe):
+    path = write_recipe(MODEL + "bench: {runs: many}\n")
+    with pytest.raises(RecipeError, match=r"bench\.runs: .*integer.*got 'many'"):
+        load_recipe(path)
+
+
+def test_two_model_sources_refused():
+    with pytest.raises(RecipeError, match="exactly one of factory, pt2, hf, onnx"):
+        parse_recipe({"model": {"onnx": "a.onnx", "hf": "dir"}})
+
+
+def test_not_yaml(write_recipe):
+    path = write_recipe("model: [unclosed\n")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(path)
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(RecipeError, match="recipe file not found"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_lambda_memory_out_of_range():
+    with pytest.raises(RecipeError, match=r"package\.lambda: .*128\.\.10240"):
+        parse_recipe({"model": {"onnx": "a.onnx"}, "package": {"lambda": {"memory_mb": [64]}}})
