@@ -8,8 +8,16 @@ from pathlib import Path
 from edgecompress.errors import BudgetError
 
 MIB = 1024 * 1024
-COMPONENTS = ("model", "onnxruntime", "litert", "numpy", "tokenizers", "tokenizer", "handler",
-              "other")
+COMPONENTS = (
+    "model",
+    "onnxruntime",
+    "litert",
+    "numpy",
+    "tokenizers",
+    "tokenizer",
+    "handler",
+    "other",
+)
 _PREFIXES = {
     "onnxruntime": ("onnxruntime",),
     "litert": ("ai_edge_litert",),
@@ -51,8 +59,16 @@ def mib(n: float) -> str:
     return f"{n / MIB:.2f} MiB"
 
 
-def check_budget(name: str, parts: dict, zipped: int, unzipped: int, budget_mib: float,
-                 unzipped_budget_mib: float, runtime: str, model_dtype_hint: str = "") -> None:
+def check_budget(
+    name: str,
+    parts: dict,
+    zipped: int,
+    unzipped: int,
+    budget_mib: float,
+    unzipped_budget_mib: float,
+    runtime: str,
+    model_dtype_hint: str = "",
+) -> None:
     """Raise BudgetError naming the biggest parts and what would fit."""
     over = []
     if zipped > budget_mib * MIB:
@@ -62,8 +78,9 @@ def check_budget(name: str, parts: dict, zipped: int, unzipped: int, budget_mib:
     if not over:
         return
     biggest = sorted(parts.items(), key=lambda kv: -kv[1]["zipped"])
-    table = ", ".join(f"{k} {mib(v['zipped'])} zipped / {mib(v['unzipped'])} unzipped"
-                      for k, v in biggest[:4])
+    table = ", ".join(
+        f"{k} {mib(v['zipped'])} zipped / {mib(v['unzipped'])} unzipped" for k, v in biggest[:4]
+    )
     error = BudgetError(
         f"{name}: {'; '.join(over)}. Biggest parts: {table}. What would fit: "
         + "; ".join(advice(parts, zipped, unzipped, budget_mib, runtime, model_dtype_hint))
@@ -73,20 +90,27 @@ def check_budget(name: str, parts: dict, zipped: int, unzipped: int, budget_mib:
     raise error
 
 
-def advice(parts: dict, zipped: int, unzipped: int, budget_mib: float, runtime: str,
-           model_hint: str) -> list[str]:
+def advice(
+    parts: dict, zipped: int, unzipped: int, budget_mib: float, runtime: str, model_hint: str
+) -> list[str]:
     model = parts.get("model", {"zipped": 0, "unzipped": 0})
     deps = zipped - model["zipped"] - parts.get("handler", {"zipped": 0})["zipped"]
     tips = []
     if model_hint != "int8":
         tips.append(f"quantize to int8 (model {mib(model['zipped'])} zipped, about 4x smaller)")
     if runtime == "onnxruntime":
-        tips.append("export to TFLite and use the LiteRT runtime (ai-edge-litert) instead of "
-                    f"onnxruntime ({mib(parts.get('onnxruntime', {}).get('zipped', 0))} zipped)")
+        tips.append(
+            "export to TFLite and use the LiteRT runtime (ai-edge-litert) instead of "
+            f"onnxruntime ({mib(parts.get('onnxruntime', {}).get('zipped', 0))} zipped)"
+        )
     if unzipped <= 250 * MIB:
-        tips.append(f"upload the zip via S3 (direct upload is capped at 50 MiB; the zip is "
-                    f"{mib(zipped)}, {mib(unzipped)} unzipped of 250 MiB)")
-    tips.append(f"move the runtime and numpy ({mib(deps)} zipped) into a Lambda layer: the "
-                f"function zip would be {mib(zipped - deps)}")
+        tips.append(
+            f"upload the zip via S3 (direct upload is capped at 50 MiB; the zip is "
+            f"{mib(zipped)}, {mib(unzipped)} unzipped of 250 MiB)"
+        )
+    tips.append(
+        f"move the runtime and numpy ({mib(deps)} zipped) into a Lambda layer: the "
+        f"function zip would be {mib(zipped - deps)}"
+    )
     tips.append("or ship a container image (up to 10 GB)")
     return tips

@@ -34,6 +34,10 @@ TRIM_RULES: list[tuple[str, str]] = [
     ("numpy/_pyinstaller/*", "PyInstaller hooks"),
     ("numpy/random/_examples/*", "examples"),
     ("numpy/doc/*", "docs"),
+    ("numpy/*/_rational_tests.cpython-*.so", "C test module (only numpy's tests import it)"),
+    ("numpy/*/_struct_ufunc_tests.cpython-*.so", "C test module (only numpy's tests import it)"),
+    ("numpy/*/_operand_flag_tests.cpython-*.so", "C test module (only numpy's tests import it)"),
+    ("numpy/*/_simd.cpython-*.so", "SIMD test module (only numpy's test suite imports it)"),
     ("onnxruntime/capi/libonnxruntime.so*", "C API library; the Python module does not link it"),
     ("onnxruntime/transformers/*", "model optimisation tools, not needed by InferenceSession"),
     ("onnxruntime/quantization/*", "quantization tools, not needed by InferenceSession"),
@@ -69,7 +73,11 @@ def _rule_for(rel: str) -> str | None:
     parts = rel.split("/")
     if len(parts) >= 2 and parts[0].endswith(".dist-info"):
         name = parts[-1]
-        if name in DIST_INFO_KEEP or "licenses" in parts or name.upper().startswith(LICENSE_PREFIXES):
+        if (
+            name in DIST_INFO_KEEP
+            or "licenses" in parts
+            or name.upper().startswith(LICENSE_PREFIXES)
+        ):
             return None
         return "dist-info extras (kept METADATA and licenses)"
     for pattern, reason in TRIM_RULES:
@@ -123,8 +131,11 @@ def strip_binaries(root: Path, machine: str) -> dict:
     """``strip --strip-unneeded`` every ELF of the target machine, when a strip for it exists."""
     tool = _strip_tool(machine)
     if tool is None:
-        return {"stripped": [], "skipped": f"no strip for {machine} on this host "
-                f"(install binutils-{machine.replace('_', '-')}-linux-gnu); binaries kept as built"}
+        return {
+            "stripped": [],
+            "skipped": f"no strip for {machine} on this host "
+            f"(install binutils-{machine.replace('_', '-')}-linux-gnu); binaries kept as built",
+        }
     stripped = []
     for path in elf_files(root):
         before = path.stat().st_size
@@ -145,15 +156,25 @@ def compile_pyc(root: Path, python: str) -> dict:
     """Precompile .pyc (unchecked-hash, so they never go stale on read-only /var/task)."""
     host = f"{sys.version_info.major}.{sys.version_info.minor}"
     if host != python:
-        return {"compiled": False, "reason": f"host Python {host} != target {python}: "
-                "no .pyc shipped (the runtime compiles in memory at cold start)"}
+        return {
+            "compiled": False,
+            "reason": f"host Python {host} != target {python}: "
+            "no .pyc shipped (the runtime compiles in memory at cold start)",
+        }
     import compileall
     import py_compile
 
     ok = compileall.compile_dir(
-        str(root), ddir="/var/task", quiet=2, workers=1,
+        str(root),
+        ddir="/var/task",
+        quiet=2,
+        workers=1,
         invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
     )
     count = sum(1 for _ in root.rglob("*.pyc"))
-    return {"compiled": True, "files": count, "all_ok": bool(ok),
-            "invalidation_mode": "unchecked-hash"}
+    return {
+        "compiled": True,
+        "files": count,
+        "all_ok": bool(ok),
+        "invalidation_mode": "unchecked-hash",
+    }

@@ -27,12 +27,24 @@ GLIBC = {"3.11": 26, "3.12": 34, "3.13": 34}  # AL2 for <= 3.11, AL2023 for 3.12
 # onnxruntime >= 1.17 needs glibc 2.27/2.28, so Amazon Linux 2 (python3.11) gets 1.16.3, which
 # was built against numpy 1.x (numpy 2 would fail at import): numpy stays below 2 with it.
 PINS: dict[str, dict[str, str]] = {
-    "3.11": {"onnxruntime": "1.16.3", "numpy": "1.26.4", "ai-edge-litert": "1.4.0",
-             "tokenizers": "0.23.3"},
-    "3.12": {"onnxruntime": "1.32.0", "numpy": "2.5.5", "ai-edge-litert": "2.3.0",
-             "tokenizers": "0.23.3"},
-    "3.13": {"onnxruntime": "1.32.0", "numpy": "2.5.5", "ai-edge-litert": "2.3.0",
-             "tokenizers": "0.23.3"},
+    "3.11": {
+        "onnxruntime": "1.16.3",
+        "numpy": "1.26.4",
+        "ai-edge-litert": "1.4.0",
+        "tokenizers": "0.23.3",
+    },
+    "3.12": {
+        "onnxruntime": "1.32.0",
+        "numpy": "2.5.5",
+        "ai-edge-litert": "2.3.0",
+        "tokenizers": "0.23.3",
+    },
+    "3.13": {
+        "onnxruntime": "1.32.0",
+        "numpy": "2.5.5",
+        "ai-edge-litert": "2.3.0",
+        "tokenizers": "0.23.3",
+    },
 }
 # A numpy built for onnxruntime 1.16 (numpy 1.x ABI) is pinned above; litert takes any.
 LITERT_NUMPY = {"3.11": "2.2.6"}
@@ -47,7 +59,9 @@ class Target:
         if self.arch not in ARCHES:
             raise ExportError(f"lambda arch: expected one of {sorted(ARCHES)}, got {self.arch!r}")
         if self.python not in GLIBC:
-            raise ExportError(f"lambda python: expected one of {sorted(GLIBC)}, got {self.python!r}")
+            raise ExportError(
+                f"lambda python: expected one of {sorted(GLIBC)}, got {self.python!r}"
+            )
 
     @property
     def machine(self) -> str:
@@ -95,8 +109,14 @@ class Wheel:
 
     def to_dict(self) -> dict:
         py, abi, plat = self.tags
-        return {"name": self.name, "version": self.version, "file": self.path.name,
-                "python_tag": py, "abi_tag": abi, "platform_tag": plat}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "file": self.path.name,
+            "python_tag": py,
+            "abi_tag": abi,
+            "platform_tag": plat,
+        }
 
 
 def pins_for(target: Target, runtime: str, text: bool) -> dict[str, str]:
@@ -141,9 +161,25 @@ def _download(folder: Path, target: Target, name: str, version: str) -> Path:
 
     log.info("downloading %s==%s for %s", name, version, target.key)
     with tempfile.TemporaryDirectory(prefix="ec-wheel-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--python-version", target.python, "--implementation", "cp", "--abi", target.abi,
-               "--disable-pip-version-check", "-q", "-d", tmp, f"{name}=={version}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            target.python,
+            "--implementation",
+            "cp",
+            "--abi",
+            target.abi,
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            tmp,
+            f"{name}=={version}",
+        ]
         for plat in target.platforms():
             cmd += ["--platform", plat]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
