@@ -40,11 +40,13 @@ def run_probe(args: dict, cwd: Path, timeout_s: float = 600, what: str = "") -> 
             cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s
         )
     except subprocess.TimeoutExpired:
-        raise CompressError(f"{what}: benchmark process timed out after {timeout_s:.0f} s") from None
+        raise CompressError(
+            f"{what}: benchmark process timed out after {timeout_s:.0f} s"
+        ) from None
     elapsed = (time.perf_counter() - start) * 1000.0
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(MARKER) and proc.returncode == 0:
-            return {**json.loads(line[len(MARKER):]), "process_ms": elapsed}
+            return {**json.loads(line[len(MARKER) :]), "process_ms": elapsed}
     tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
     raise CompressError(f"{what}: benchmark process failed (exit {proc.returncode}): {tail}")
 
@@ -57,7 +59,9 @@ def _median(results: list[dict], key: str) -> float | None:
 def _summarize(results: list[dict], keys: list[str]) -> dict:
     summary = {k: _median(results, k) for k in keys}
     summary["runs"] = len(results)
-    summary["per_run"] = [{k: round(r[k], 3) for k in keys if r.get(k) is not None} for r in results]
+    summary["per_run"] = [
+        {k: round(r[k], 3) for k in keys if r.get(k) is not None} for r in results
+    ]
     return summary
 
 
@@ -75,12 +79,15 @@ def cold_start_model(
     fresh processes."""
     path = Path(path).resolve()
     mode = model_format(path)
-    keys = ["import_ms", "load_ms", "first_inference_ms", "total_ms", "process_ms",
-            "peak_rss_mib"]
+    keys = ["import_ms", "load_ms", "first_inference_ms", "total_ms", "process_ms", "peak_rss_mib"]
     with tempfile.TemporaryDirectory(prefix="ec-cold-") as tmp:
         np.savez(Path(tmp) / "feeds.npz", **feeds)
-        args = {"mode": mode, "path": str(path), "feeds": str(Path(tmp) / "feeds.npz"),
-                "threads": threads}
+        args = {
+            "mode": mode,
+            "path": str(path),
+            "feeds": str(Path(tmp) / "feeds.npz"),
+            "threads": threads,
+        }
         results = []
         with progress(f"cold start {path.name}", total=runs) as bar:
             for _ in range(runs):
@@ -103,16 +110,27 @@ def unpack_zip(zip_path: Path, dest: Path) -> Path:
 
 
 def run_zip_child(
-    zip_path: Path, events: list[dict], runs: int = 0, warmup: int = 0,
-    timeout_s: float = 600, handler: str = "handler.handler", unpacked: Path | None = None,
+    zip_path: Path,
+    events: list[dict],
+    runs: int = 0,
+    warmup: int = 0,
+    timeout_s: float = 600,
+    handler: str = "handler.handler",
+    unpacked: Path | None = None,
 ) -> dict:
     """One fresh process importing the zip's handler and calling it (1 + warmup + runs)."""
     with tempfile.TemporaryDirectory(prefix="ec-zip-") as tmp:
         root = unpacked or unpack_zip(Path(zip_path), Path(tmp) / "task")
         events_file = Path(tmp) / "events.json"
         events_file.write_text(json.dumps(events))
-        args = {"mode": "zip", "dir": str(root), "events": str(events_file), "runs": runs,
-                "warmup": warmup, "handler": handler}
+        args = {
+            "mode": "zip",
+            "dir": str(root),
+            "events": str(events_file),
+            "runs": runs,
+            "warmup": warmup,
+            "handler": handler,
+        }
         return run_probe(args, root, timeout_s, what=str(zip_path))
 
 
@@ -130,8 +148,15 @@ def cold_start_zip(
     """Median init (import + load, broken down when the handler records ``INIT_TIMINGS``),
     first handler call and peak RSS over ``runs`` fresh processes."""
     zip_path = Path(zip_path)
-    keys = ["init_ms", "import_ms", "load_ms", "first_inference_ms", "total_ms", "process_ms",
-            "peak_rss_mib"]
+    keys = [
+        "init_ms",
+        "import_ms",
+        "load_ms",
+        "first_inference_ms",
+        "total_ms",
+        "process_ms",
+        "peak_rss_mib",
+    ]
     with tempfile.TemporaryDirectory(prefix="ec-zipcold-") as tmp:
         root = unpack_zip(zip_path, Path(tmp) / "task")
         results = []

@@ -129,14 +129,21 @@ def cost_table(
             p95, _ = duration_at_memory(one["p95"], memory, two and two["p95"], pricing)
             init = init_ms * max(1.0, pricing["mb_per_vcpu"] / memory)  # CPU share, 1 thread
             money = usd_per_million(mean, memory, arch, pricing, init, init_fraction)
-            rows.append({
-                "arch": arch, "memory_mb": memory, "duration_ms": round(mean, 4),
-                "p95_ms": round(p95, 4), "billed_ms": billed_ms(mean, pricing),
-                "init_ms": round(init, 3), "init_fraction": init_fraction,
-                **{k: round(v, 6) for k, v in money.items()},
-                "basis": basis, "extrapolated": basis.startswith("extrapolated"),
-                "estimate": True,
-            })
+            rows.append(
+                {
+                    "arch": arch,
+                    "memory_mb": memory,
+                    "duration_ms": round(mean, 4),
+                    "p95_ms": round(p95, 4),
+                    "billed_ms": billed_ms(mean, pricing),
+                    "init_ms": round(init, 3),
+                    "init_fraction": init_fraction,
+                    **{k: round(v, 6) for k, v in money.items()},
+                    "basis": basis,
+                    "extrapolated": basis.startswith("extrapolated"),
+                    "estimate": True,
+                }
+            )
     return rows
 
 
@@ -157,6 +164,14 @@ def variant_cost(recommended: dict | None) -> dict | None:
     """The report.json ``cost`` entry of a variant."""
     if recommended is None:
         return None
-    keys = ("arch", "memory_mb", "usd_per_million", "duration_ms", "p95_ms", "basis",
-            "p95_target_ms", "meets_target")
+    keys = (
+        "arch",
+        "memory_mb",
+        "usd_per_million",
+        "duration_ms",
+        "p95_ms",
+        "basis",
+        "p95_target_ms",
+        "meets_target",
+    )
     return {**{k: recommended[k] for k in keys}, "estimate": True}

@@ -25,9 +25,16 @@ def summarize_ms(samples_ms: list[float] | np.ndarray, batch: int = 1) -> dict:
     p50, p90, p95, p99 = np.percentile(a, [50, 90, 95, 99])
     mean = float(a.mean())
     return {
-        "mean": mean, "p50": float(p50), "p90": float(p90), "p95": float(p95),
-        "p99": float(p99), "min": float(a.min()), "max": float(a.max()),
-        "std": float(a.std()), "runs": int(a.size), "batch": batch,
+        "mean": mean,
+        "p50": float(p50),
+        "p90": float(p90),
+        "p95": float(p95),
+        "p99": float(p99),
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "std": float(a.std()),
+        "runs": int(a.size),
+        "batch": batch,
         "throughput_per_s": batch * 1000.0 / mean if mean > 0 else float("inf"),
     }
 
@@ -145,7 +152,9 @@ def adapt_layout(feeds: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict
 
 
 def _fits(actual: tuple, wanted: tuple) -> bool:
-    return all(not isinstance(w, int) or w <= 0 or w == a for a, w in zip(actual, wanted, strict=False))
+    return all(
+        not isinstance(w, int) or w <= 0 or w == a for a, w in zip(actual, wanted, strict=False)
+    )
 
 
 def measure_zip_latency(

@@ -1,5 +1,6 @@
-"""Memory and sizes: peak RSS of a serving process (reported by the child probe from
-``resource.getrusage(RUSAGE_SELF).ru_maxrss``), model file sizes and zip sizes."""
+"""Memory and sizes: peak RSS of a serving process (reported by the child probe: VmHWM from
+/proc/self/status, falling back to ``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which Linux
+carries over from the parent across fork + exec), model file sizes and zip sizes."""
 
 from __future__ import annotations
 

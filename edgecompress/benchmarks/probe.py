@@ -2,13 +2,14 @@
 
 Run by coldstart.py in a fresh interpreter (``python -c`` runpy of this file, so that no
 edgecompress code is imported into the measured process). It reads one JSON argument and
-prints one line ``@@PROBE@@{json}`` with its timings in ms and ``peak_rss_mib`` from
-``resource.getrusage(RUSAGE_SELF).ru_maxrss``. Standard library only until it imports what it
-measures.
+prints one line ``@@PROBE@@{json}`` with its timings in ms and ``peak_rss_mib`` (VmHWM, or
+``resource.getrusage(RUSAGE_SELF).ru_maxrss`` where /proc is absent). Standard library
+only until it imports what it measures.
 
 Zip mode contract with the Lambda handler: importing ``handler.py`` loads the model at module
-scope; if the module defines a dict ``INIT_TIMINGS`` with ``import_ms`` and ``load_ms`` (and
-optionally more keys), the probe reports the init broken down with them.
+scope; if the module defines a dict ``INIT_TIMINGS`` (or ``INIT``, as edgecompress's generated
+handler names it) with ``import_ms`` and ``load_ms``, the probe reports the init broken down
+with them.
 """
 
 import importlib
@@ -26,6 +27,16 @@ def _ms(start):
 
 
 def _peak_rss_mib():
+    """Peak RSS of this process. Linux keeps ``ru_maxrss`` across fork + exec, so a child
+    of a big parent reports the parent's high-water mark; /proc/self/status VmHWM belongs
+    to the new address space only and is used where it exists."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kib / 1024.0 if sys.platform != "darwin" else kib / 1024.0 / 1024.0
 
@@ -69,7 +80,7 @@ def _tflite(args, out):
     details = interp.get_input_details()
 
     def call():
-        for detail, array in zip(details, feeds):
+        for detail, array in zip(details, feeds, strict=False):
             scale, zero = detail["quantization"]
             if detail["dtype"] in (np.int8, np.uint8) and scale:
                 info = np.iinfo(detail["dtype"])
@@ -93,6 +104,8 @@ def _zip(args, out):
     module = importlib.import_module(module_name)
     out["init_ms"] = _ms(start)
     timings = getattr(module, "INIT_TIMINGS", None)
+    if not isinstance(timings, dict):  # the generated handler's own name for it
+        timings = getattr(module, "INIT", None)
     if isinstance(timings, dict):
         out["init_timings"] = {k: float(v) for k, v in timings.items() if _is_number(v)}
     handler = getattr(module, func_name)
