@@ -115,13 +115,14 @@ def run_recipe(recipe: Recipe, out: Path, force: bool = False) -> RunResult:
         data = load_dataset(recipe.task.data, seed=recipe.seed)
         ctx = RunContext(data, work, recipe.seed, recipe.task.eval_samples, recipe)
         ctx.set_baseline(bundle)
+        original = bundle.replace()
         for name, config in recipe.step_configs:
             bundle = run_step(name, config, bundle, ctx)
         final_metric = ctx.evaluate_bundle(bundle) if bundle.module is not None else None
         model_files = save_model(bundle, work)
         variants = run_exports(recipe, bundle, ctx, work)
         extra = {"final_metric": final_metric, "model_files": model_files}
-        extra.update(_package_and_report(recipe, bundle, ctx, work, variants))
+        extra.update(_package_and_report(recipe, bundle, ctx, work, variants, original))
         manifest = build_manifest(recipe, bundle, ctx, work, variants, extra)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     result = RunResult(out, manifest, bundle, variants, manifest.get("report"))
@@ -132,8 +133,8 @@ def run_recipe(recipe: Recipe, out: Path, force: bool = False) -> RunResult:
     return result
 
 
-def _package_and_report(recipe, bundle, ctx, work, variants) -> dict:
-    """Lambda zips, benchmarks, reports and gates (added by their own modules)."""
+def _package_and_report(recipe, bundle, ctx, work, variants, original) -> dict:
+    """Lambda zips, benchmarks, reports and gates."""
     from edgecompress.stages import package_and_report
 
-    return package_and_report(recipe, bundle, ctx, work, variants)
+    return package_and_report(recipe, bundle, ctx, work, variants, original)
