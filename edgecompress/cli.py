@@ -6,7 +6,6 @@ Exit codes: 0 success; 1 a step failed; 2 usage error (bad flag, invalid recipe)
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -14,63 +13,18 @@ from pathlib import Path
 import click
 
 from edgecompress import __version__
-from edgecompress.errors import CompressError
+from edgecompress.cli_common import (  # noqa: F401 (re-exported for plugins and tests)
+    DomainError,
+    emit_json,
+    force_option,
+    handle_errors,
+    json_option,
+    load_model_arg,
+    out_option,
+)
 
 REPO_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-class DomainError(click.ClickException):
-    """A CompressError shown as one paragraph, with its documented exit code."""
-
-    def __init__(self, error: CompressError):
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
-
-
-def handle_errors(fn):
-    """Turn domain errors into their exit codes; no traceback unless --debug."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        debug = click.get_current_context().find_root().params.get("debug")
-        try:
-            return fn(*args, **kwargs)
-        except CompressError as exc:
-            if debug:
-                raise
-            raise DomainError(exc) from None
-        except (click.ClickException, click.exceptions.Exit, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # a bug or an unexpected library error: still one paragraph
-            if debug:
-                raise
-            first = (str(exc).strip().splitlines() or [""])[0]
-            raise click.ClickException(
-                f"unexpected {type(exc).__name__}: {first} (run 'compress --debug ...' for the "
-                "traceback)"
-            ) from None
-
-    return wrapper
-
-
-def json_option(fn):
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(fn)
-
-
-def out_option(required: bool = True, default: str | None = None):
-    return click.option(
-        "-o", "--out", type=click.Path(path_type=Path), required=required, default=default,
-        help="Output folder (built atomically; an existing one is refused without --force).",
-    )
-
-
-def force_option(fn):
-    return click.option("--force", is_flag=True, help="Replace an existing output folder.")(fn)
-
-
-def emit_json(document) -> None:
-    click.echo(json.dumps(document, indent=2, default=str))
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -118,7 +72,8 @@ def _run_and_print(recipe, out: Path, force: bool, as_json: bool) -> None:
     try:
         result = run_recipe(recipe, out, force)
     except GateError as exc:
-        manifest = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
+        manifest_path = out / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
         if as_json:
             emit_json(manifest)
         else:
@@ -162,11 +117,25 @@ def list_(as_json: bool) -> None:
     for registry in (COMPRESSORS, EXPORTERS):
         for e in registry.entries():
             fields = list(e.config_cls.model_fields)
-            rows.append({"kind": e.kind, "name": e.name, "origin": e.origin,
-                         "summary": e.summary, "fields": fields})
+            rows.append(
+                {
+                    "kind": e.kind,
+                    "name": e.name,
+                    "origin": e.origin,
+                    "summary": e.summary,
+                    "fields": fields,
+                }
+            )
         for name, err in registry.plugin_errors.items():
-            rows.append({"kind": registry.kind, "name": name, "origin": "plugin (broken)",
-                         "summary": err, "fields": []})
+            rows.append(
+                {
+                    "kind": registry.kind,
+                    "name": name,
+                    "origin": "plugin (broken)",
+                    "summary": err,
+                    "fields": [],
+                }
+            )
     if as_json:
         emit_json(rows)
         return
@@ -191,19 +160,6 @@ def inspect(model: Path, factory: str | None, as_json: bool) -> None:
         emit_json(summary)
     else:
         click.echo(render(summary))
-
-
-def load_model_arg(model: Path, factory: str | None = None, task=None):
-    """MODEL as the CLI takes it: a recipe (its model), or a file/folder loaders can guess."""
-    from edgecompress.loaders import load_path
-    from edgecompress.model import TaskSpec
-
-    if model.suffix in (".yaml", ".yml"):
-        from edgecompress.pipeline import load_bundle
-        from edgecompress.recipe import load_recipe
-
-        return load_bundle(load_recipe(model))
-    return load_path(model, task or TaskSpec(), factory)
 
 
 def _add_optional_commands() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgecompress.cli import emit_json, handle_errors, json_option
+from edgecompress.cli_common import emit_json, handle_errors, json_option
 
 
 def _ms(x) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgecompress.cli import emit_json, force_option, handle_errors, json_option, out_option
+from edgecompress.cli_common import emit_json, force_option, handle_errors, json_option, out_option
 
 
 @click.group("package")

@@ -1,0 +1,123 @@
+"""Every export is validated: the file run by its own runtime against the torch model.
+
+Float variants must match the torch outputs closely (max abs diff); quantized ones are held
+to the task metric on the eval split (accuracy drop for classifiers, cosine to the float
+model for embedders). A breach raises ValidationError naming measured and allowed values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from edgecompress.errors import ValidationError
+from edgecompress.metrics import cosine_rows, metric_drop, predict, sqnr_db
+from edgecompress.model import ModelBundle, TaskKind
+from edgecompress.registry import StepConfig
+
+FLOAT_SCHEMES = ("fp32",)
+
+
+class Tolerances(StepConfig):
+    """What an exported file may differ from the torch model, per scheme."""
+
+    fp32_max_abs_diff: float = Field(1e-4, ge=0, description="fp32: max |torch - file| output")
+    fp16_max_abs_diff: float = Field(
+        5e-2, ge=0, description="fp16: max |torch - file| output (on top of the metric rule)"
+    )
+    max_metric_drop: float = Field(
+        0.01, ge=0, description="quantized / fp16 classifiers: largest allowed metric drop"
+    )
+    min_cosine: float = Field(
+        0.99, ge=-1, le=1, description="int8 / fp16 embedders: mean cosine to the float model"
+    )
+    int4_min_cosine: float = Field(
+        0.95, ge=-1, le=1, description="int4 weight-only: mean cosine to the float model"
+    )
+
+
+class LayoutRunner:
+    """Feeds a file whose inputs are laid out differently (NHWC after onnx2tf)."""
+
+    def __init__(self, inner, perms: dict[str, tuple[int, ...]]):
+        self.inner, self.perms, self.io = inner, perms, getattr(inner, "io", None)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        moved = {
+            k: np.transpose(v, self.perms[k]) if k in self.perms else v for k, v in feeds.items()
+        }
+        return self.inner.run(moved)
+
+
+def allowed(tol: Tolerances, scheme: str, kind: TaskKind) -> dict:
+    """The tolerance rule that applies to ``scheme`` for a ``kind`` task."""
+    if scheme == "fp32":
+        return {"max_abs_diff": tol.fp32_max_abs_diff}
+    rule: dict = {"max_abs_diff": tol.fp16_max_abs_diff} if scheme == "fp16" else {}
+    if kind == TaskKind.embedding:
+        key = tol.int4_min_cosine if scheme.startswith("int4") else tol.min_cosine
+        rule["min_cosine"] = key
+    else:
+        rule["max_metric_drop"] = tol.max_metric_drop
+    return rule
+
+
+def validate(
+    runner, bundle: ModelBundle, ctx, scheme: str, tol: Tolerances, reference: np.ndarray
+) -> dict:
+    """Measure ``runner`` on the eval split; raise ValidationError on a breach."""
+    metric, outputs = ctx.evaluate_runner(runner, bundle)
+    baseline = ctx.baseline or {}
+    cos = cosine_rows(reference, outputs)
+    result = {
+        "samples": int(len(outputs)),
+        "max_abs_diff": float(np.max(np.abs(reference - outputs))),
+        "cosine": float(cos.mean()),
+        "min_cosine": float(cos.min()),
+        "sqnr_db": sqnr_db(reference, outputs),
+        "metric": {
+            "metric": metric["metric"],
+            "value": metric["value"],
+            "baseline": baseline.get("value"),
+        },
+        "tolerance": allowed(tol, scheme, bundle.task.kind),
+    }
+    if baseline.get("value") is not None:
+        result["metric"]["delta"] = metric["value"] - baseline["value"]
+    breaches = _breaches(result, metric["metric"])
+    result["passed"] = not breaches
+    if breaches:
+        raise ValidationError(f"{scheme} export failed validation: {'; '.join(breaches)}")
+    return result
+
+
+def _breaches(result: dict, metric_name: str) -> list[str]:
+    rule, out = result["tolerance"], []
+    if "max_abs_diff" in rule and result["max_abs_diff"] > rule["max_abs_diff"]:
+        out.append(f"max_abs_diff {result['max_abs_diff']:.3g} > allowed {rule['max_abs_diff']:g}")
+    if "min_cosine" in rule and result["cosine"] < rule["min_cosine"]:
+        out.append(f"mean cosine {result['cosine']:.4f} < allowed {rule['min_cosine']:g}")
+    base = result["metric"]["baseline"]
+    if "max_metric_drop" in rule and base is not None:
+        drop = metric_drop(metric_name, base, result["metric"]["value"])
+        if drop > rule["max_metric_drop"]:
+            out.append(
+                f"{metric_name} drop {drop:.4f} (from {base:.4f} to "
+                f"{result['metric']['value']:.4f}) > allowed {rule['max_metric_drop']:g}"
+            )
+    return out
+
+
+def torch_reference(module, bundle: ModelBundle, ctx) -> np.ndarray:
+    """The torch module's outputs on the eval split (what every file is compared to)."""
+    from edgecompress.runtimes import TorchRunner
+
+    return predict(TorchRunner(module, bundle.io).run, bundle, ctx.eval_split)
+
+
+def ensure_baseline(ctx, bundle: ModelBundle) -> None:
+    if not ctx.baseline:
+        ctx.set_baseline(bundle)
+
+
+__all__ = ["FLOAT_SCHEMES", "LayoutRunner", "Tolerances", "allowed", "validate"]

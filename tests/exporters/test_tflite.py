@@ -1,0 +1,48 @@
+"""TFLite exporter: onnx2tf + TFLiteConverter, run with ai-edge-litert on the digits CNN."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgecompress.exporters.tflite import TFLiteConfig, export_tflite
+from edgecompress.runtimes import TFLiteRunner
+
+
+@pytest.mark.slow  # ~30 s: TensorFlow import + onnx2tf + two conversions
+def test_digits_fp32_and_full_int8(digits_bundle, run_ctx, tmp_path):
+    out = tmp_path / "out"
+    made = {
+        v.name: v
+        for v in export_tflite(
+            digits_bundle, TFLiteConfig(quantize=["none", "int8-full"]), run_ctx, out
+        )
+    }
+    fp32, int8 = made["tflite-fp32"], made["tflite-int8-full"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.int8.tflite", "model.tflite"]
+    assert fp32.validation["max_abs_diff"] <= 1e-4
+    assert int8.validation["metric"]["value"] >= run_ctx.baseline["value"] - 0.01
+    # the IO spec describes the file: NHWC input, int8 with its scale and zero point
+    image = int8.io.inputs[0]
+    assert image.shape == ("batch", 8, 8, 1) and image.dtype == "int8"
+    assert image.scale > 0 and image.zero_point is not None
+    assert fp32.io.inputs[0].shape == ("batch", 8, 8, 1) and fp32.io.inputs[0].dtype == "float32"
+    # fed NHWC directly, the fp32 file matches torch on NCHW
+    x = run_ctx.eval_split.x[:4]
+    got = TFLiteRunner(fp32.path, io=fp32.io).run({"image": x.transpose(0, 2, 3, 1)})["logits"]
+    np.testing.assert_allclose(got, digits_bundle.torch_run({"image": x})["logits"], atol=1e-4)
+    ratio = fp32.size_bytes / int8.size_bytes
+    print(f"tflite fp32 {fp32.size_bytes} B, int8 {int8.size_bytes} B, ratio {ratio:.2f}")
+    assert ratio >= 3.0  # 3.06 measured: per-channel int64 zero points + long tensor names
+
+
+def test_onnx_path_never_imports_tensorflow():
+    code = (
+        "import sys; import edgecompress.exporters.onnx, edgecompress.exporters.tflite, "
+        "edgecompress.cli_export; assert 'tensorflow' not in sys.modules, 'tf imported'; "
+        "assert 'onnxruntime' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
