@@ -46,8 +46,14 @@ def prune_heads(module: nn.Module, amount: float) -> list[dict]:
         worst = sorted(range(n), key=lambda h: scores[h])[:remove]
         if remove:
             to_prune[i] = [alive[h] for h in worst]
-        rows.append({"layer": i, "heads_before": n, "heads_after": n - remove,
-                     "pruned": sorted(to_prune.get(i, []))})
+        rows.append(
+            {
+                "layer": i,
+                "heads_before": n,
+                "heads_after": n - remove,
+                "pruned": sorted(to_prune.get(i, [])),
+            }
+        )
     if to_prune:
         model.prune_heads(to_prune)
     return rows

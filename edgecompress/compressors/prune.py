@@ -3,7 +3,7 @@ pruning that physically shrinks Conv/Linear layers, and attention-head pruning f
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import torch
 import torch.nn.utils.prune as tprune
@@ -21,19 +21,19 @@ from edgecompress.errors import CompressorError
 from edgecompress.registry import StepConfig, register_compressor
 
 
-class PruneMethod(str, Enum):
+class PruneMethod(StrEnum):
     unstructured = "unstructured"
     structured = "structured"
     n_m = "n:m"
     heads = "heads"
 
 
-class PruneScope(str, Enum):
+class PruneScope(StrEnum):
     layer = "layer"
     global_ = "global"
 
 
-class ChannelNorm(str, Enum):
+class ChannelNorm(StrEnum):
     l1 = "l1"
     l2 = "l2"
 

@@ -218,8 +218,13 @@ def apply_plans(module: nn.Module, plans: list[Plan], amount: float, norm: str) 
         for name, factor in plan.consumers:
             idx = (keep[:, None] * factor + torch.arange(factor)[None, :]).reshape(-1)
             in_keep[name] = idx
-        rows.append({"layer": plan.producer, "channels_before": plan.out_channels,
-                     "channels_after": len(keep)})
+        rows.append(
+            {
+                "layer": plan.producer,
+                "channels_before": plan.out_channels,
+                "channels_after": len(keep),
+            }
+        )
     for name in set(out_keep) | set(in_keep):
         layer = module.get_submodule(name)
         replace_submodule(module, name, _shrink_layer(layer, out_keep.get(name), in_keep.get(name)))
