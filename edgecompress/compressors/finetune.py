@@ -47,9 +47,12 @@ def finetune(
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     steps = epochs * int(np.ceil(len(train) / batch_size))
-    module.train()
+    # Cosine decay and keeping the best epoch on the val split make short fine-tunes repeatable.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
+    best = (-np.inf, None)
     with progress("fine-tuning", total=steps) as bar:
         for _ in range(epochs):
+            module.train()
             for batch in shuffled_batches(train, batch_size, rng):
                 inputs = to_torch(bundle, bundle.feeds(batch))
                 ref = None
@@ -60,5 +63,25 @@ def finetune(
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                schedule.step()
                 bar.advance()
+            best = _keep_best(module, bundle, ctx, best, needs_labels)
+    if best[1] is not None:
+        module.load_state_dict(best[1])
     return module.eval()
+
+
+def _keep_best(module: nn.Module, bundle: ModelBundle, ctx, best: tuple, needs_labels: bool):
+    """(score, state) of the best epoch so far on the val split (labelled tasks only)."""
+    if not needs_labels or len(ctx.data.val) == 0:
+        return best
+    from edgecompress.metrics import higher_is_better, predict, score
+    from edgecompress.runtimes import TorchRunner
+
+    module.eval()
+    outputs = predict(TorchRunner(module, bundle.io).run, bundle, ctx.data.val)
+    metric = score(bundle.task.kind, outputs, ctx.data.val)
+    value = metric["value"] if higher_is_better(metric["metric"]) else -metric["value"]
+    if value > best[0]:
+        return value, {k: v.detach().clone() for k, v in module.state_dict().items()}
+    return best

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from edgecompress.errors import ValidationError
-from edgecompress.metrics import cosine_rows, metric_drop, predict, sqnr_db
+from edgecompress.metrics import cosine_rows, metric_drop, predict, score, sqnr_db
 from edgecompress.model import ModelBundle, TaskKind
 from edgecompress.registry import StepConfig
 
@@ -65,9 +65,14 @@ def allowed(tol: Tolerances, scheme: str, kind: TaskKind) -> dict:
 def validate(
     runner, bundle: ModelBundle, ctx, scheme: str, tol: Tolerances, reference: np.ndarray
 ) -> dict:
-    """Measure ``runner`` on the eval split; raise ValidationError on a breach."""
+    """Measure ``runner`` on the eval split; raise ValidationError on a breach.
+
+    The allowed metric drop is checked against the torch model being exported (``reference``
+    are its outputs), so earlier compression steps are not charged to the export; the delta to
+    the run's original model (``ctx.baseline``) is recorded beside it for the reports."""
     metric, outputs = ctx.evaluate_runner(runner, bundle)
     baseline = ctx.baseline or {}
+    exported = score(bundle.task.kind, reference, ctx.eval_split, ctx.reference_outputs)
     cos = cosine_rows(reference, outputs)
     result = {
         "samples": int(len(outputs)),
@@ -79,6 +84,7 @@ def validate(
             "metric": metric["metric"],
             "value": metric["value"],
             "baseline": baseline.get("value"),
+            "torch_value": exported["value"],
         },
         "tolerance": allowed(tol, scheme, bundle.task.kind),
     }
@@ -97,12 +103,12 @@ def _breaches(result: dict, metric_name: str) -> list[str]:
         out.append(f"max_abs_diff {result['max_abs_diff']:.3g} > allowed {rule['max_abs_diff']:g}")
     if "min_cosine" in rule and result["cosine"] < rule["min_cosine"]:
         out.append(f"mean cosine {result['cosine']:.4f} < allowed {rule['min_cosine']:g}")
-    base = result["metric"]["baseline"]
+    base = result["metric"]["torch_value"]
     if "max_metric_drop" in rule and base is not None:
         drop = metric_drop(metric_name, base, result["metric"]["value"])
         if drop > rule["max_metric_drop"]:
             out.append(
-                f"{metric_name} drop {drop:.4f} (from {base:.4f} to "
+                f"{metric_name} drop {drop:.4f} (from the torch model's {base:.4f} to "
                 f"{result['metric']['value']:.4f}) > allowed {rule['max_metric_drop']:g}"
             )
     return out
