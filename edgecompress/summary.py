@@ -11,36 +11,54 @@ def _fmt_metric(metric: dict | None) -> str:
     return f"{metric['metric']} {metric['value']:.4f}"
 
 
+def _step_line(step: dict) -> str:
+    stats = step["stats"]
+    before, after = stats.get("params_before"), stats.get("params_after")
+    line = f"step      {step['name']}: params {before:,} -> {after:,}"
+    if isinstance(stats.get("metric_after"), float):
+        line += f", {stats.get('metric', 'metric')} {stats['metric_after']:.4f}"
+    if stats.get("size_bytes_after"):
+        line += f", {stats['size_bytes_before']:,} -> {stats['size_bytes_after']:,} bytes"
+    return line + f" ({step['seconds']:.1f} s)"
+
+
+def _variant_line(v: dict) -> str:
+    val = v.get("validation", {})
+    metric = val.get("metric") or {}
+    mval = f", {metric.get('metric')} {metric.get('value'):.4f}" if metric else ""
+    return (
+        f"export    {v['name']}: {v['path']} {v['size_bytes']:,} bytes{mval}, "
+        f"max |diff| {val.get('max_abs_diff', float('nan')):.2e} (validated)"
+    )
+
+
+def _zip_line(z: dict) -> str:
+    check = z.get("self_check") or {}
+    if check.get("passed"):
+        status = f"self-check passed ({len(check.get('events', []))} events under awslambdaric)"
+    else:
+        status = f"self-check skipped: {check.get('skipped', 'n/a')}"
+    return (
+        f"lambda    {z['path']}: {z['zipped_bytes'] / 2**20:.1f} MiB zipped, "
+        f"{z['unzipped_bytes'] / 2**20:.1f} MiB unzipped, {z['arch']} py{z['python']}; {status}"
+    )
+
+
 def render_run(manifest: dict, out: Path) -> str:
-    lines = [f"baseline  {_fmt_metric(manifest.get('baseline'))}"]
-    for step in manifest.get("steps", []):
-        stats = step["stats"]
-        before, after = stats.get("params_before"), stats.get("params_after")
-        metric = stats.get("metric_after")
-        extra = f", {metric['metric']} {metric['value']:.4f}" if isinstance(metric, dict) else ""
-        lines.append(
-            f"step      {step['name']}: params {before:,} -> {after:,}{extra} "
-            f"({step['seconds']:.1f} s)"
-        )
+    lines = [f"baseline  {_fmt_metric(manifest.get('baseline'))} (the model as given, test split)"]
+    lines += [_step_line(step) for step in manifest.get("steps", [])]
     final = manifest.get("final", {}).get("metric")
-    lines.append(f"final     {_fmt_metric(final)} (test split)")
-    for v in manifest.get("variants", []):
-        val = v.get("validation", {})
-        metric = val.get("metric") or {}
-        mval = f", {metric.get('metric')} {metric.get('value'):.4f}" if metric else ""
-        lines.append(
-            f"export    {v['name']}: {v['size_bytes']:,} bytes{mval}, "
-            f"max |diff| {val.get('max_abs_diff', float('nan')):.2e}"
-        )
+    lines.append(f"final     {_fmt_metric(final)} (compressed torch model, test split)")
+    lines += [_variant_line(v) for v in manifest.get("variants", [])]
+    lines += [_zip_line(z) for z in manifest.get("lambda", [])]
     report_md = manifest.get("report_md")
     if report_md:
-        lines.append("")
-        lines.append(report_md)
-    if not report_md:  # the report's table already lists every gate
+        lines += ["", report_md]
+    else:  # the report's table already lists every gate
         for gate in manifest.get("gates", []):
             status = "pass" if gate["passed"] else "FAIL"
             lines.append(
-                f"gate      {gate['name']}: {gate['value']:.4g} (limit {gate['limit']}) {status}"
+                f"gate      {gate['name']}: {gate['value']} (limit {gate['limit']}) {status}"
             )
     lines.append(f"outputs   {out}/ (manifest.json)")
     if (out / "report.html").exists():
