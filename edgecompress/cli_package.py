@@ -180,4 +180,51 @@ def render(manifest: dict, out: Path) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = [package]
+@click.group("deploy")
+def deploy() -> None:
+    """Deploy a built bundle (needs the 'aws' extra: boto3)."""
+
+
+@deploy.command("lambda")
+@click.argument("zip_or_out", metavar="OUT_OR_ZIP", type=click.Path(path_type=Path))
+@click.option("--function-name", required=True, help="Lambda function to create or update.")
+@click.option("--role-arn", required=True, help="Execution role ARN (used when creating).")
+@click.option("--region", default="us-east-1", show_default=True)
+@click.option("--memory-mb", type=click.IntRange(128, 10240), default=1024, show_default=True)
+@click.option("--timeout-s", type=click.IntRange(1, 900), default=30, show_default=True)
+@click.option("--endpoint-url", help="Another Lambda API endpoint (LocalStack, moto).")
+@json_option
+@handle_errors
+def deploy_lambda_cmd(
+    zip_or_out: Path,
+    function_name: str,
+    role_arn: str,
+    region: str,
+    memory_mb: int,
+    timeout_s: int,
+    endpoint_url: str | None,
+    as_json: bool,
+) -> None:
+    """Create or update FUNCTION from OUT_OR_ZIP (a lambda-*.zip or the folder holding it)."""
+    from edgecompress.exporters.lambda_deploy import deploy_lambda
+
+    result = deploy_lambda(
+        zip_or_out,
+        function_name,
+        role_arn,
+        region=region,
+        memory_mb=memory_mb,
+        timeout_s=timeout_s,
+        endpoint_url=endpoint_url,
+    )
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(
+            f"{result['action']} {result['function_arn']} ({result['runtime']}, "
+            f"{', '.join(result['architectures'])}, {result['memory_mb']} MB, "
+            f"{result['timeout_s']} s, code {result['code_size']} bytes)"
+        )
+
+
+COMMANDS = [package, deploy]

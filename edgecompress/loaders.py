@@ -170,8 +170,9 @@ def load_onnx(path: Path, task: TaskSpec) -> ModelBundle:
 
     _require_file(path, "model.onnx")
     try:
+        # Checking by path follows external weights (a .onnx.data file beside the model).
+        onnx.checker.check_model(str(path))
         proto = onnx.load(str(path), load_external_data=False)
-        onnx.checker.check_model(proto)
     except Exception as exc:  # DecodeError, ValidationError, ...
         raise ModelLoadError(
             f"model.onnx: {path} is not a valid ONNX model: {_first_line(exc)}"

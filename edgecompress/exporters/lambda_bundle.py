@@ -29,8 +29,6 @@ ZIP_LEVEL = 9
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_BATCH = 64
-# onnxruntime versions older than the exporter's output: (max IR version, max ai.onnx opset).
-ORT_LIMITS = {"1.16.3": (9, 19)}
 
 
 @dataclass
@@ -106,7 +104,8 @@ def build_lambda_zip(
         stripped = lambda_trim.strip_binaries(stage, target.machine)
         changes = _add_model(model_path, stage, runtime, pins)
         spec = _write_app(stage, model_path, io, task, runtime, tokenizer_dir, max_batch, pins)
-        pyc = lambda_trim.compile_pyc(stage, python)
+        spec["target"] = _write_target(stage, spec, target)
+        pyc = lambda_trim.compile_pyc(stage, python, target.machine)
         verified = lambda_checks.verify_target(stage, wheels, target)
         built = Path(tmp) / zip_name(arch, python)
         write_zip(stage, built)
@@ -162,32 +161,15 @@ def _model_hint(model_path: Path) -> str:
 
 
 def _add_model(model_path: Path, stage: Path, runtime: str, pins: dict) -> list[str]:
-    """Copy the model as model.onnx / model.tflite; lower the ONNX IR version for an older
-    onnxruntime when its opsets allow it (else a clear error)."""
-    dest = stage / ("model.onnx" if runtime == "onnxruntime" else "model.tflite")
-    limits = ORT_LIMITS.get(pins.get("onnxruntime", ""))
-    if runtime != "onnxruntime" or limits is None:
-        shutil.copyfile(model_path, dest)
+    """Copy the model as model.onnx / model.tflite; for an older onnxruntime rewrite the copy
+    to what that version loads (see lambda_onnx_compat), else a clear error."""
+    if runtime != "onnxruntime":
+        shutil.copyfile(model_path, stage / "model.tflite")
         return []
-    import onnx
+    from edgecompress.exporters.lambda_onnx_compat import adapt_model
 
-    proto = onnx.load(str(model_path))
-    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset > limits[1]:
-        raise ExportError(
-            f"lambda: {model_path.name} uses opset {opset} but onnxruntime {pins['onnxruntime']} "
-            f"(the newest for python3.11 on Amazon Linux 2, glibc 2.26) runs opset <= {limits[1]}; "
-            "target --python 3.12 (Amazon Linux 2023) or export with a lower opset"
-        )
-    if proto.ir_version <= limits[0]:
-        shutil.copyfile(model_path, dest)
-        return []
-    old, proto.ir_version = proto.ir_version, limits[0]
-    onnx.save(proto, str(dest))
-    return [
-        f"ONNX IR version {old} -> {limits[0]} for onnxruntime {pins['onnxruntime']} "
-        f"(opset {opset} is supported)"
-    ]
+    newest = lambda_wheels.PINS["3.12"]["onnxruntime"]
+    return adapt_model(model_path, stage / "model.onnx", pins["onnxruntime"], newest)
 
 
 def _write_app(stage, model_path, io, task, runtime, tokenizer_dir, max_batch, pins) -> dict:
@@ -216,6 +198,13 @@ def _write_app(stage, model_path, io, task, runtime, tokenizer_dir, max_batch, p
     (stage / "handler.py").write_text(handler)
     (stage / "io_spec.json").write_text(json.dumps(spec, indent=1, sort_keys=True))
     return spec
+
+
+def _write_target(stage: Path, spec: dict, target) -> dict:
+    """Record the zip's target in io_spec.json (measure_cold_start picks its interpreter)."""
+    spec["target"] = {"arch": target.arch, "python": target.python}
+    (stage / "io_spec.json").write_text(json.dumps(spec, indent=1, sort_keys=True))
+    return spec["target"]
 
 
 def _add_tokenizer(tokenizer_dir: Path, stage: Path, task: TaskSpec) -> dict:
@@ -296,10 +285,16 @@ def _check(
     host = f"{platform.machine()} Python {sys.version_info.major}.{sys.version_info.minor}"
     if not enabled:
         return {"skipped": "self_check=False", "verified": verified}
-    if not target.matches_host():
+    interpreter = target.interpreter()
+    if interpreter is None:
+        why = (
+            f"no Python {target.python} found on PATH or in pyenv"
+            if platform.machine() == target.machine
+            else f"another architecture than {platform.machine()}"
+        )
         return {
             "skipped": f"target {target.machine} Python {target.python} cannot run on this "
-            f"host ({host}): wheel tags and ELF machines verified instead",
+            f"host ({host}; {why}): wheel tags and ELF machines verified instead",
             "verified": verified,
         }
     texts = lambda_checks.DEFAULT_TEXTS if tok_dir is not None else None
@@ -307,8 +302,10 @@ def _check(
         feeds = lambda_checks.sample_feeds_for(spec["inputs"])
     if reference is None:
         reference = lambda_checks.host_reference(model_path, spec, feeds, texts, tok_dir)
-    result = lambda_checks.self_check(built, reference, feeds, texts, memory_mb, target.python)
-    return {**result, "verified": verified}
+    result = lambda_checks.self_check(
+        built, reference, feeds, texts, memory_mb, target.python, interpreter
+    )
+    return {**result, "interpreter": interpreter, "verified": verified}
 
 
 def _render_template(path: Path, zip_file: str, target, memory_mb: int, timeout_s: int) -> Path:

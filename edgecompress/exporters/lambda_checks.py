@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.errors import ValidationError
-from edgecompress.exporters.lambda_selfcheck import LocalFunction, ric_dir, task_env_ok, unzip
+from edgecompress.exporters.lambda_hostpy import ric_dir_for
+from edgecompress.exporters.lambda_selfcheck import LocalFunction, task_env_ok, unzip
 
 DEFAULT_TEXTS = ["A small model answers quickly.", "Lambda functions start cold, then warm."]
 TEN_MB = 10 * 1024 * 1024
@@ -134,14 +135,18 @@ def self_check(
     texts: list[str] | None,
     memory_mb: int,
     python: str,
+    interpreter: str | None = None,
 ) -> dict:
-    """Unzip, run under awslambdaric, send good and malformed events; raise on failure."""
+    """Unzip, run under awslambdaric with an interpreter of the target Python, send good and
+    malformed events; raise on failure."""
     with tempfile.TemporaryDirectory(prefix="ec-lambda-check-") as tmp:
         root = unzip(zip_path, Path(tmp) / "task")
         task_env_ok(root)
         spec = json.loads((root / "io_spec.json").read_text())
-        ric = ric_dir(Path(tmp) / "runtime")
-        with LocalFunction(root, ric, memory_mb, python=python, log_dir=Path(tmp)) as fn:
+        ric = ric_dir_for(python, Path(tmp) / "runtime")
+        with LocalFunction(
+            root, ric, memory_mb, python=python, log_dir=Path(tmp), interpreter=interpreter
+        ) as fn:
             events, answers = _run_events(fn, spec, reference, feeds, texts)
             cold = dict(fn.init_timings())
         cold["total_ms"] = answers[0]["seconds"] * 1e3
@@ -186,18 +191,39 @@ def measure_cold_start(zip_path: Path, runs: int = 5, memory_mb: int = 1024) -> 
     with tempfile.TemporaryDirectory(prefix="ec-lambda-cold-") as tmp:
         root = unzip(zip_path, Path(tmp) / "task")
         spec = json.loads((root / "io_spec.json").read_text())
-        ric = ric_dir(Path(tmp) / "runtime")
+        python, interpreter = _interpreter(spec, zip_path)
+        ric = ric_dir_for(python, Path(tmp) / "runtime")
         texts = DEFAULT_TEXTS if spec.get("text") else None
         feeds = None if texts else sample_feeds_for(spec["inputs"], batch=1)
         event = good_events(feeds, texts)[0][1]
         for _ in range(runs):
-            with LocalFunction(root, ric, memory_mb, log_dir=Path(tmp)) as fn:
+            with LocalFunction(
+                root, ric, memory_mb, python=python, log_dir=Path(tmp), interpreter=interpreter
+            ) as fn:
                 _kind, answer, seconds = fn.invoke(event)
                 _outputs_of(answer)
                 samples.append(dict(fn.init_timings(), total_ms=seconds * 1e3))
     keys = ("import_ms", "load_ms", "first_inference_ms", "total_ms")
     result = {k: statistics.median(s.get(k, float("nan")) for s in samples) for k in keys}
     return {**result, "runs": runs, "samples": samples, "memory_mb": memory_mb}
+
+
+def _interpreter(spec: dict, zip_path: Path) -> tuple[str, str]:
+    """(python, interpreter) for the zip's target, or a clear error when none is here."""
+    import platform
+
+    from edgecompress.exporters.lambda_hostpy import host_python, interpreter_for
+    from edgecompress.exporters.lambda_wheels import ARCHES
+
+    target = spec.get("target") or {"arch": "x86_64", "python": host_python()}
+    machine = ARCHES.get(target["arch"], target["arch"])
+    interpreter = interpreter_for(machine, target["python"])
+    if interpreter is None:
+        raise ValidationError(
+            f"lambda cold start: {zip_path.name} targets {machine} Python {target['python']}; "
+            f"this host ({platform.machine()}) has no such interpreter (PATH, pyenv)"
+        )
+    return target["python"], interpreter
 
 
 def verify_target(stage: Path, wheels: list, target) -> dict:

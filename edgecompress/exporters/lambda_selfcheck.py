@@ -129,9 +129,11 @@ class LocalFunction:
         timeout_s: float = 60,
         python: str = "3.11",
         log_dir: Path | None = None,
+        interpreter: str | None = None,
     ):
         self.task_root, self.ric, self.memory_mb = Path(task_root), Path(ric), memory_mb
         self.timeout_s, self.python = timeout_s, python
+        self.interpreter = interpreter or sys.executable
         self.log_dir = Path(log_dir or task_root.parent)
         self._count = 0
 
@@ -146,7 +148,7 @@ class LocalFunction:
         self.stderr = open(self.log_dir / "runtime.stderr", "w+b")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
-                sys.executable,
+                self.interpreter,
                 "-I",
                 "-S",
                 "-c",

@@ -136,14 +136,39 @@ def strip_binaries(root: Path, machine: str) -> dict:
             "skipped": f"no strip for {machine} on this host "
             f"(install binutils-{machine.replace('_', '-')}-linux-gnu); binaries kept as built",
         }
-    stripped = []
+    stripped, kept = [], []
     for path in elf_files(root):
-        before = path.stat().st_size
+        before, original = path.stat().st_size, path.read_bytes()
         proc = subprocess.run([tool, "--strip-unneeded", str(path)], capture_output=True)
         after = path.stat().st_size
-        if proc.returncode == 0 and after < before:
+        if proc.returncode == 0 and after < before and not load_segments_ok(path):
+            path.write_bytes(original)  # strip broke a patchelf'd library: keep it as built
+            kept.append({"path": _rel(root, path), "reason": "strip misaligned a PT_LOAD"})
+        elif proc.returncode == 0 and after < before:
             stripped.append({"path": _rel(root, path), "bytes": before - after})
-    return {"stripped": stripped, "tool": tool}
+    return {"stripped": stripped, "tool": tool, "kept_unstripped": kept}
+
+
+def load_segments_ok(path: Path) -> bool:
+    """Every PT_LOAD of a 64-bit ELF has offset == vaddr modulo its alignment (the loader
+    refuses the library otherwise: "ELF load command address/offset not page-aligned")."""
+    import struct
+
+    data = path.read_bytes()
+    if len(data) < 64 or data[4] != 2:
+        return True  # not ELF64: nothing to check
+    end = "<" if data[5] == 1 else ">"
+    (phoff,) = struct.unpack_from(end + "Q", data, 32)
+    phentsize, phnum = struct.unpack_from(end + "HH", data, 54)
+    for i in range(phnum):
+        base = phoff + i * phentsize
+        if base + 56 > len(data):
+            return False
+        p_type, _flags, offset, vaddr = struct.unpack_from(end + "IIQQ", data, base)
+        (align,) = struct.unpack_from(end + "Q", data, base + 48)
+        if p_type == 1 and align > 1 and offset % align != vaddr % align:
+            return False
+    return True
 
 
 def _strip_tool(machine: str) -> str | None:
@@ -152,29 +177,40 @@ def _strip_tool(machine: str) -> str | None:
     return shutil.which(f"{machine}-linux-gnu-strip")
 
 
-def compile_pyc(root: Path, python: str) -> dict:
-    """Precompile .pyc (unchecked-hash, so they never go stale on read-only /var/task)."""
-    host = f"{sys.version_info.major}.{sys.version_info.minor}"
-    if host != python:
+def compile_pyc(root: Path, python: str, machine: str | None = None) -> dict:
+    """Precompile .pyc (unchecked-hash, so they never go stale on read-only /var/task) with an
+    interpreter of the target Python: the running one, or one found on this machine."""
+    from edgecompress.exporters.lambda_hostpy import compile_with, host_python, interpreter_for
+
+    interpreter = interpreter_for(machine or platform.machine(), python)
+    if interpreter is None:
         return {
             "compiled": False,
-            "reason": f"host Python {host} != target {python}: "
+            "reason": f"no Python {python} on this host (running {host_python()}): "
             "no .pyc shipped (the runtime compiles in memory at cold start)",
         }
-    import compileall
-    import py_compile
-
-    ok = compileall.compile_dir(
-        str(root),
-        ddir="/var/task",
-        quiet=2,
-        workers=1,
-        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-    )
+    here = interpreter == sys.executable
+    ok = _compile_here(root) if here else compile_with(interpreter, root)
     count = sum(1 for _ in root.rglob("*.pyc"))
     return {
         "compiled": True,
         "files": count,
         "all_ok": bool(ok),
+        "interpreter": interpreter,
         "invalidation_mode": "unchecked-hash",
     }
+
+
+def _compile_here(root: Path) -> bool:
+    import compileall
+    import py_compile
+
+    return bool(
+        compileall.compile_dir(
+            str(root),
+            ddir="/var/task",
+            quiet=2,
+            workers=1,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+    )

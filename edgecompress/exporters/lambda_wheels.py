@@ -46,8 +46,15 @@ PINS: dict[str, dict[str, str]] = {
         "tokenizers": "0.23.3",
     },
 }
+# ai-edge-litert 1.4.0 is the newest with a manylinux_2_17 wheel (glibc <= 2.26) for cp311 on
+# x86_64 and aarch64; 2.3.0 (manylinux_2_27) for cp312/cp313 (checked with pip download).
 # A numpy built for onnxruntime 1.16 (numpy 1.x ABI) is pinned above; litert takes any.
 LITERT_NUMPY = {"3.11": "2.2.6"}
+
+
+def arch_of(machine: str) -> str:
+    """Lambda's name for a machine (aarch64 -> arm64)."""
+    return {v: k for k, v in ARCHES.items()}.get(machine, machine)
 
 
 @dataclass(frozen=True)
@@ -89,10 +96,14 @@ class Target:
         return [*tags, f"manylinux2014_{self.machine}"]
 
     def matches_host(self) -> bool:
-        import platform
+        """True when this machine can run the target's code (same arch, and an interpreter of
+        the target's Python here)."""
+        return self.interpreter() is not None
 
-        host_py = f"{sys.version_info.major}.{sys.version_info.minor}"
-        return platform.machine() == self.machine and host_py == self.python
+    def interpreter(self) -> str | None:
+        from edgecompress.exporters.lambda_hostpy import interpreter_for
+
+        return interpreter_for(self.machine, self.python)
 
 
 @dataclass(frozen=True)

@@ -76,3 +76,27 @@ def test_minilm_int8_arm64_py312_fits_50_mib(tmp_path):
     events = {e["event"]: e for e in host.self_check["events"]}
     assert events["direct texts"]["min_cosine"]["sentence_embedding"] >= 0.999
     assert events["10 MB body"]["status"] == 400
+
+
+@pytest.mark.slow
+def test_py312_zip_self_checked_under_a_312_interpreter(digits_onnx, tmp_path):
+    from edgecompress.exporters.lambda_hostpy import interpreter_for
+
+    interpreter = interpreter_for("x86_64", "3.12")
+    if interpreter is None:
+        pytest.skip("no Python 3.12 on this host (PATH, pyenv)")
+    io = load_onnx(digits_onnx, TaskSpec()).io
+    built = build_lambda_zip(digits_onnx, io, TaskSpec(), tmp_path, "x86_64", "3.12")
+    check = built.self_check
+    assert check["passed"] is True and check["interpreter"] == interpreter
+    assert built.versions == {"numpy": "2.5.5", "onnxruntime": "1.32.0"}
+    assert built.pyc["compiled"] and built.pyc["interpreter"] == interpreter
+    with zipfile.ZipFile(built.path) as zf:
+        names = zf.namelist()
+        pyc = zf.read("__pycache__/handler.cpython-312.pyc")
+    assert int.from_bytes(pyc[4:8], "little") == 0b01  # hash-based, unchecked
+    assert not any(n.endswith(".cpython-311.pyc") for n in names)
+    events = {e["event"]: e for e in check["events"]}
+    assert events["direct lists"]["max_abs_diff"]["logits"] <= 1e-4
+    cold = measure_cold_start(built.path, runs=2)  # picks the 3.12 interpreter from io_spec
+    assert cold["runs"] == 2 and cold["total_ms"] > cold["load_ms"] > 0

@@ -97,3 +97,26 @@ def test_component_of():
     assert component_of("tokenizers/__init__.py", "model.onnx") == "tokenizers"
     assert component_of("tokenizer.json", "model.onnx") == "tokenizer"
     assert component_of("__pycache__/handler.cpython-311.pyc", "model.onnx") == "handler"
+
+
+def test_load_segment_alignment_check(tmp_path):
+    import struct
+
+    import numpy as np
+
+    from edgecompress.exporters.lambda_trim import load_segments_ok
+
+    lib = next(Path(np.__file__).parent.glob("_core/_multiarray_umath*.so"))
+    data = bytearray(lib.read_bytes())
+    assert load_segments_ok(lib)
+    phoff = struct.unpack_from("<Q", data, 32)[0]
+    entsize, count = struct.unpack_from("<HH", data, 54)
+    for i in range(count):  # shift the first PT_LOAD that has a non-zero vaddr by 16 bytes
+        base = phoff + i * entsize
+        p_type, _f, offset, vaddr = struct.unpack_from("<IIQQ", data, base)
+        if p_type == 1 and vaddr:
+            struct.pack_into("<Q", data, base + 8, offset + 16)
+            break
+    broken = tmp_path / "broken.so"
+    broken.write_bytes(bytes(data))
+    assert not load_segments_ok(broken)  # what strip did to numpy 2.2.6's openblas
