@@ -14,7 +14,7 @@ from edgecompress.model import ModelBundle
 
 
 def test_structured_halves_channels_and_finetunes_back(digits_bundle, run_ctx):
-    config = PruneConfig(method="structured", amount=0.5, finetune_epochs=4, lr=3e-3, batch_size=64)
+    config = PruneConfig(method="structured", amount=0.5, finetune_epochs=8, lr=3e-3, batch_size=64)
     pruned, stats = prune(digits_bundle, config, run_ctx)
     before, after = digits_bundle.param_count(), pruned.param_count()
     assert after <= 0.6 * before, (before, after)
