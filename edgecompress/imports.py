@@ -20,7 +20,9 @@ def import_object(ref: str, what: str = "object", search_dir: Path | None = None
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ModelLoadError(f"{what} {ref!r}: cannot import module {module_name!r}: {exc}") from exc
+        raise ModelLoadError(
+            f"{what} {ref!r}: cannot import module {module_name!r}: {exc}"
+        ) from exc
     try:
         obj = module
         for part in attr.split("."):

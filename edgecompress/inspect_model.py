@@ -12,9 +12,7 @@ def _torch_summary(module) -> dict:
     params = sum(p.numel() for p in module.parameters())
     size = sum(p.numel() * p.element_size() for p in module.parameters())
     size += sum(b.numel() * b.element_size() for b in module.buffers())
-    leaves = Counter(
-        type(m).__name__ for m in module.modules() if not list(m.children())
-    )
+    leaves = Counter(type(m).__name__ for m in module.modules() if not list(m.children()))
     return {"params": params, "size_bytes": size, "ops": dict(leaves.most_common())}
 
 
@@ -45,8 +43,13 @@ def summarize(bundle: ModelBundle) -> dict:
     else:
         body = _onnx_summary(bundle.onnx_path)
         fmt = "onnx"
-    return {"source": bundle.source, "format": fmt, **body, "io": bundle.io.to_dict(),
-            "task": bundle.task.to_dict()}
+    return {
+        "source": bundle.source,
+        "format": fmt,
+        **body,
+        "io": bundle.io.to_dict(),
+        "task": bundle.task.to_dict(),
+    }
 
 
 def render(summary: dict) -> str:

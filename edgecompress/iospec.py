@@ -40,10 +40,13 @@ class TensorSpec:
         if str(array.dtype) != self.dtype:
             return f"{self.name}: expected dtype {self.dtype}, got {array.dtype}"
         if array.ndim != len(self.shape):
-            return f"{self.name}: expected {len(self.shape)} dims {list(self.shape)}, got {list(array.shape)}"
+            dims = f"{len(self.shape)} dims {list(self.shape)}"
+            return f"{self.name}: expected {dims}, got {list(array.shape)}"
         for axis, (want, got) in enumerate(zip(self.shape, array.shape, strict=True)):
             if isinstance(want, int) and want != got:
-                return f"{self.name}: dim {axis} must be {want}, got {got} (shape {list(array.shape)})"
+                return (
+                    f"{self.name}: dim {axis} must be {want}, got {got} (shape {list(array.shape)})"
+                )
         return None
 
 

@@ -157,8 +157,10 @@ def load_pt2(path: Path, task: TaskSpec) -> ModelBundle:
     for node in program.graph.nodes:
         if node.op == "placeholder" and node.name in program.graph_signature.user_inputs:
             fake = node.meta["val"]
-            shape = tuple(int(d) if str(d).isdigit() else ("batch" if i == 0 else f"d{i}")
-                          for i, d in enumerate(fake.shape))
+            shape = tuple(
+                int(d) if str(d).isdigit() else ("batch" if i == 0 else f"d{i}")
+                for i, d in enumerate(fake.shape)
+            )
             specs.append(TensorSpec(node.name, str(fake.dtype).removeprefix("torch."), shape))
     examples = example_inputs_for(specs)
     io = IOSpec(specs, infer_outputs(module, specs, examples, ["output"]))
@@ -179,8 +181,9 @@ def load_onnx(path: Path, task: TaskSpec) -> ModelBundle:
         ) from None
     io = IOSpec(_onnx_specs(proto.graph.input, proto), _onnx_specs(proto.graph.output, proto))
     examples = example_inputs_for(io.inputs)
-    return ModelBundle(None, io, examples, task, source={"kind": "onnx", "path": str(path)},
-                       onnx_path=path)
+    return ModelBundle(
+        None, io, examples, task, source={"kind": "onnx", "path": str(path)}, onnx_path=path
+    )
 
 
 def _onnx_specs(values, proto) -> list[TensorSpec]:
@@ -215,8 +218,13 @@ def load_hf(folder: Path, task: TaskSpec) -> ModelBundle:
     examples = tokenize(tokenizer_dir, EXAMPLE_TEXTS, io, task.max_length)
     io = IOSpec(specs, infer_outputs(module, specs, examples, [module.output_name]))
     return ModelBundle(
-        module, io, examples, task, source={"kind": "hf", "path": str(folder)},
-        tokenizer_dir=tokenizer_dir, extra={"model_type": config.model_type},
+        module,
+        io,
+        examples,
+        task,
+        source={"kind": "hf", "path": str(folder)},
+        tokenizer_dir=tokenizer_dir,
+        extra={"model_type": config.model_type},
     )
 
 

@@ -59,7 +59,11 @@ def score(
     if kind == TaskKind.classification:
         return {"metric": "accuracy", "value": float((outputs.argmax(1) == split.labels).mean())}
     if kind == TaskKind.regression:
-        mse = float(np.mean((outputs.reshape(len(outputs), -1) - split.labels.reshape(len(outputs), -1)) ** 2))
+        mse = float(
+            np.mean(
+                (outputs.reshape(len(outputs), -1) - split.labels.reshape(len(outputs), -1)) ** 2
+            )
+        )
         return {"metric": "mse", "value": mse}
     if reference is None:
         return {"metric": "cosine", "value": 1.0, "min_cosine": 1.0, "neighbour_agreement": 1.0}

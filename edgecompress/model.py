@@ -39,8 +39,12 @@ class TaskSpec:
     max_length: int = 128  # text models: tokenizer truncation
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind.value, "data": self.data, "metric": self.metric,
-                "max_length": self.max_length}
+        return {
+            "kind": self.kind.value,
+            "data": self.data,
+            "metric": self.metric,
+            "max_length": self.max_length,
+        }
 
 
 @dataclass
@@ -140,7 +144,11 @@ def infer_outputs(module, io_inputs: list[TensorSpec], examples: dict, names=Non
     batch = next(iter(batch_dims), None)
     specs = []
     for i, tensor in enumerate(outs):
-        name = names[i] if names and i < len(names) else ("output" if len(outs) == 1 else f"output_{i}")
+        name = (
+            names[i]
+            if names and i < len(names)
+            else ("output" if len(outs) == 1 else f"output_{i}")
+        )
         shape = list(tensor.shape)
         if batch and shape:
             shape[0] = batch

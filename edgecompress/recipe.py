@@ -139,15 +139,22 @@ def _loc(loc: tuple) -> str:
     return out
 
 
-_BOUNDS = {"less_than": ("<", "lt"), "less_than_equal": ("<=", "le"),
-           "greater_than": (">", "gt"), "greater_than_equal": (">=", "ge")}
+_BOUNDS = {
+    "less_than": ("<", "lt"),
+    "less_than_equal": ("<=", "le"),
+    "greater_than": (">", "gt"),
+    "greater_than_equal": (">=", "ge"),
+}
 
 
 def _message(err: dict, known_fields: list[str]) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind in _BOUNDS:
         op, key = _BOUNDS[kind]
-        msg = f"must be {op} {ctx[key]}"
+        bound = ctx[key]
+        msg = (
+            f"must be {op} {bound:g}" if isinstance(bound, int | float) else f"must be {op} {bound}"
+        )
     elif kind == "extra_forbidden":
         field = str(err["loc"][-1])
         close = difflib.get_close_matches(field, known_fields, n=1)
@@ -194,8 +201,10 @@ def _validate_entries(entries, registry, field: str, source: str) -> list[tuple[
         if isinstance(entry, str):
             entry = {entry: None}
         if len(entry) != 1:
-            raise RecipeError(f"{source}: {field}[{i}]: one {registry.kind} per item, got {list(entry)}")
-        (name, raw), = entry.items()
+            raise RecipeError(
+                f"{source}: {field}[{i}]: one {registry.kind} per item, got {list(entry)}"
+            )
+        ((name, raw),) = entry.items()
         try:
             reg = registry.get(name)
         except KeyError:
@@ -208,13 +217,17 @@ def _validate_entries(entries, registry, field: str, source: str) -> list[tuple[
         try:
             configs.append((name, reg.config_cls.model_validate(raw or {})))
         except ValidationError as exc:
-            raise RecipeError(format_errors(source, exc, reg.config_cls, (field, i, name))) from None
+            raise RecipeError(
+                format_errors(source, exc, reg.config_cls, (field, i, name))
+            ) from None
     return configs
 
 
 def parse_recipe(data: Any, source: str = "<recipe>", base_dir: Path | None = None) -> Recipe:
     if not isinstance(data, dict):
-        raise RecipeError(f"{source}: a recipe is a mapping with at least 'model', got {type(data).__name__}")
+        raise RecipeError(
+            f"{source}: a recipe is a mapping with at least 'model', got {type(data).__name__}"
+        )
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:

@@ -55,9 +55,7 @@ class OnnxRunner:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         if io is None:
             from edgecompress.loaders import load_onnx
             from edgecompress.model import TaskSpec

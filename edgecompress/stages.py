@@ -29,13 +29,22 @@ def build_zips(recipe, bundle, ctx, work, variants) -> list[dict]:
     variant = choose_variant(variants, section.variant)
     zips = []
     for arch in section.arch:
-        log.info("packaging %s for Lambda %s / python %s", variant.name, arch.value,
-                 section.python.value)
+        log.info(
+            "packaging %s for Lambda %s / python %s", variant.name, arch.value, section.python.value
+        )
         built = build_lambda_zip(
-            variant.path, variant.io, bundle.task, work, arch.value, section.python.value,
-            tokenizer_dir=bundle.tokenizer_dir, memory_mb=max(section.memory_mb),
-            budget_mib=section.budget_mib, unzipped_budget_mib=section.unzipped_budget_mib,
-            timeout_s=section.timeout_s, self_check=section.self_check,
+            variant.path,
+            variant.io,
+            bundle.task,
+            work,
+            arch.value,
+            section.python.value,
+            tokenizer_dir=bundle.tokenizer_dir,
+            memory_mb=max(section.memory_mb),
+            budget_mib=section.budget_mib,
+            unzipped_budget_mib=section.unzipped_budget_mib,
+            timeout_s=section.timeout_s,
+            self_check=section.self_check,
         )
         zips.append({**built.to_dict(), "variant": variant.name})
     return zips
@@ -67,5 +76,5 @@ def relative_paths(obj, work):
     if isinstance(obj, list):
         return [relative_paths(v, work) for v in obj]
     if isinstance(obj, str) and obj.startswith(prefix):
-        return obj[len(prefix):]
+        return obj[len(prefix) :]
     return obj

@@ -59,8 +59,13 @@ def build_tiny_bert(folder: Path, layers: int = 6, classifier: bool = False) -> 
     )
     tok.save(str(folder / "tokenizer.json"))
     config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=256, num_labels=2,
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        num_labels=2,
     )
     import torch
 

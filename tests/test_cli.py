@@ -149,13 +149,21 @@ def test_inspect_onnx_file(tmp_path, digits_bundle):
 
     path = tmp_path / "m.onnx"
     torch.onnx.export(
-        digits_bundle.module, (torch.zeros(1, 1, 8, 8),), str(path), input_names=["image"],
-        output_names=["logits"], dynamic_axes={"image": {0: "batch"}}, dynamo=False,
+        digits_bundle.module,
+        (torch.zeros(1, 1, 8, 8),),
+        str(path),
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}},
+        dynamo=False,
     )
     data = json.loads(invoke("inspect", path, "--json").output)
     assert data["format"] == "onnx"
-    assert data["io"]["inputs"][0] == {"name": "image", "dtype": "float32",
-                                        "shape": ["batch", 1, 8, 8]}
+    assert data["io"]["inputs"][0] == {
+        "name": "image",
+        "dtype": "float32",
+        "shape": ["batch", 1, 8, 8],
+    }
     assert data["ops"]["Conv"] == 3
     assert "params" in invoke("inspect", path).output
 

@@ -14,7 +14,7 @@ def test_digits_splits_are_fixed_and_disjoint():
     assert (len(a.train), len(a.val), len(a.test)) == (1078, 359, 360)
     np.testing.assert_array_equal(a.test.x, b.test.x)
     assert a.train.x.shape[1:] == (1, 8, 8) and a.train.x.dtype == np.float32
-    assert 0.0 <= a.train.x.min() and a.train.x.max() <= 1.0
+    assert a.train.x.min() >= 0.0 and a.train.x.max() <= 1.0
     assert set(np.unique(a.test.labels)) == set(range(10))
 
 

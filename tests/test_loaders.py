@@ -69,8 +69,12 @@ def test_hf_folder_without_config(tmp_path):
 def test_onnx_io_spec(tmp_path, digits_bundle):
     path = tmp_path / "m.onnx"
     torch.onnx.export(
-        digits_bundle.module, (torch.zeros(1, 1, 8, 8),), str(path), input_names=["image"],
-        output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        digits_bundle.module,
+        (torch.zeros(1, 1, 8, 8),),
+        str(path),
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
         dynamo=False,
     )
     bundle = load_onnx(path, TaskSpec())

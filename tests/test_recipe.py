@@ -36,7 +36,9 @@ def test_out_of_range_value_in_step(write_recipe):
 
 def test_unknown_compressor_names_step(write_recipe):
     path = write_recipe(MODEL + "steps:\n  - prun: {amount: 0.5}\n")
-    with pytest.raises(RecipeError, match=r"steps\[0\]: unknown compressor 'prun'.*did you mean 'prune'"):
+    with pytest.raises(
+        RecipeError, match=r"steps\[0\]: unknown compressor 'prun'.*did you mean 'prune'"
+    ):
         load_recipe(path)
 
 
