@@ -1,0 +1,268 @@
+"""Search the ONNX configuration for the compressed all-MiniLM-L6-v2 ("ours" in peers.py).
+
+Usage: ``python benchmarks/minilm_search.py [--runs 60] [--only NAME,NAME] [--work DIR]``.
+Builds each candidate from one TorchScript export (raw.onnx) and its transformer-optimizer
+fusions (fused.onnx, fused-noattn.onnx), then prints one table: p50 at batch 1 / length 128 /
+1 thread (interleaved with the float ONNX model, and the ratio to it), mean / min cosine to
+the torch fp32 embeddings and nearest-neighbour agreement over the 514 test sentences
+(each at batch 1, its own length).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from edgecompress import showcase as sc  # noqa: E402
+
+
+def base_files(bundle, work: Path) -> dict[str, Path]:
+    """raw.onnx (TorchScript export), fused.onnx and fused-noattn.onnx (ORT transformer fusions)."""
+    from edgecompress.exporters.onnx_export import export_module
+    from edgecompress.exporters.onnx_optimize import fuse_transformer, transformer_config
+
+    files = {k: work / f"{k}.onnx" for k in ("raw", "fused", "fused-noattn")}
+    if not files["raw"].exists():
+        export_module(bundle, bundle.module, files["raw"], 17, "torchscript")
+    spec = transformer_config(bundle)
+    if not files["fused"].exists():
+        fuse_transformer(files["raw"], files["fused"], spec)
+    if not files["fused-noattn"].exists():
+        fuse_transformer(files["raw"], files["fused-noattn"], spec, attention=False)
+    return files
+
+
+def dynamic(
+    src: Path,
+    dst: Path,
+    per_channel=True,
+    reduce_range=False,
+    weight="QInt8",
+    exclude=None,
+    ops=None,
+) -> Path:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(src),
+        str(dst),
+        per_channel=per_channel,
+        reduce_range=reduce_range,
+        weight_type=getattr(QuantType, weight),
+        nodes_to_exclude=exclude or None,
+        op_types_to_quantize=ops,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    return dst
+
+
+def nbits(src: Path, dst: Path, bits=4, block=32, level=4, exclude=None) -> Path:
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    quantizer = MatMulNBitsQuantizer(
+        onnx.load(str(src)),
+        bits=bits,
+        block_size=block,
+        is_symmetric=True,
+        accuracy_level=level,
+        nodes_to_exclude=exclude or [],
+    )
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
+    return dst
+
+
+def static_qdq(src: Path, dst: Path, feeds: list[dict], per_channel=True) -> Path:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(
+        str(src),
+        str(dst),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=per_channel,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        extra_options={"ActivationSymmetric": False},
+    )
+    return dst
+
+
+def matmul_names(path: Path, op: str = "MatMul") -> list[str]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    return [n.name for n in graph.node if n.op_type == op and n.input[1] in inits]
+
+
+def candidates(files: dict[str, Path], work: Path, calib: list[dict]) -> dict:
+    """name -> zero-arg builder returning the candidate's ONNX path."""
+    f, fn = files["fused"], files["fused-noattn"]
+    w = work
+    return {
+        "fp32-raw": lambda: files["raw"],
+        "fp32-fused": lambda: f,
+        "dyn-default-raw": lambda: _ort_default(files["raw"], w / "dyn-default-raw.onnx"),
+        "dyn-pc-s8": lambda: dynamic(f, w / "dyn-pc-s8.onnx"),
+        "dyn-pt-s8": lambda: dynamic(f, w / "dyn-pt-s8.onnx", per_channel=False),
+        "dyn-pc-u8": lambda: dynamic(f, w / "dyn-pc-u8.onnx", weight="QUInt8"),
+        "dyn-pc-s8-rr": lambda: dynamic(f, w / "dyn-pc-s8-rr.onnx", reduce_range=True),
+        "dyn-pc-s8-noattn": lambda: dynamic(fn, w / "dyn-pc-s8-noattn.onnx"),
+        "dyn-pc-s8-matmulonly": lambda: dynamic(f, w / "dyn-pc-mm.onnx", ops=["MatMul"]),
+        "nbits4-b32-acc4": lambda: nbits(fn, w / "nb4-b32.onnx", 4, 32, 4),
+        "nbits4-b128-acc4": lambda: nbits(fn, w / "nb4-b128.onnx", 4, 128, 4),
+        "nbits8-b32-acc4": lambda: nbits(fn, w / "nb8-b32.onnx", 8, 32, 4),
+        "static-qdq-pc": lambda: static_qdq(fn, w / "static-qdq.onnx", calib),
+        "smooth50-dyn-pc-s8": lambda: dynamic(
+            smooth(f, w / "sm50.onnx", calib, 0.5), w / "sm50-dyn.onnx"
+        ),
+        "smooth70-dyn-pc-s8": lambda: dynamic(
+            smooth(f, w / "sm70.onnx", calib, 0.7), w / "sm70-dyn.onnx"
+        ),
+        "smooth30-dyn-pc-s8": lambda: dynamic(
+            smooth(f, w / "sm30.onnx", calib, 0.3), w / "sm30-dyn.onnx"
+        ),
+    }
+
+
+def _ort_default(src: Path, dst: Path) -> Path:
+    from onnxruntime.quantization import quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst))
+    return dst
+
+
+def evaluate(path: Path, acc_feeds: list[dict], reference) -> dict:
+    session = sc.ort_session(path, threads=2)
+    emb = sc.embed_all(sc.ort_run(session), acc_feeds)
+    return sc.embedding_quality(reference, emb) | {"mib": sc.file_mib(path)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=60)
+    parser.add_argument("--only", default="", help="comma-separated candidate names")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/minilm-search"))
+    args = parser.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    from edgecompress.data import load_sentences
+
+    bundle = sc.load_text_bundle()
+    splits = load_sentences()
+    texts = splits.test.texts
+    acc_feeds = sc.single_feeds(bundle, texts)
+    reference = sc.embed_all(sc.torch_run(bundle.module, 2), acc_feeds)
+    files = base_files(bundle, args.work)
+    calib = sc.single_feeds(bundle, splits.train.texts[:64])
+    table = candidates(files, args.work, calib)
+    names = [n for n in args.only.split(",") if n] or list(table)
+    l128 = sc.single_feeds(bundle, texts[:32], pad_to=128)
+    base = sc.ort_run(sc.ort_session(files["raw"], threads=1))
+    print(
+        f"{'candidate':24} {'p50':>7} {'base':>7} {'ratio':>6} {'mean':>7} {'min':>7} "
+        f"{'agree':>6} {'MiB':>6}",
+        flush=True,
+    )
+    for name in names:
+        path = table[name]()
+        quality = evaluate(path, acc_feeds, reference)
+        run = sc.ort_run(sc.ort_session(path, threads=1))
+        times = sc.time_interleaved({"c": run, "b": base}, l128, args.runs)
+        p, b = sc.percentiles(times["c"])["p50"], sc.percentiles(times["b"])["p50"]
+        print(
+            f"{name:24} {p:7.2f} {b:7.2f} {p / b:6.3f} {quality['mean_cos']:7.4f} "
+            f"{quality['min_cos']:7.4f} {quality['agreement']:6.3f} {quality['mib']:6.1f}",
+            flush=True,
+        )
+    return 0
+
+
+def smooth(src: Path, dst: Path, feeds: list[dict], alpha: float = 0.5) -> Path:
+    """SmoothQuant: scale each quantized MatMul/Attention input channel by 1/s (a Mul before
+    it) and the weight's rows by s, so outlier channels stop dominating the per-tensor
+    dynamic activation scale. s = max|x|^alpha / max|w|^(1-alpha), from calibration feeds."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    targets = [
+        n for n in graph.node if n.op_type in ("MatMul", "Attention") and n.input[1] in inits
+    ]
+    acts = sorted({n.input[0] for n in targets})
+    probe = onnx.load(str(src))
+    probe.graph.output.extend(
+        helper.make_tensor_value_info(a, onnx.TensorProto.FLOAT, None) for a in acts
+    )
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    wanted = [i.name for i in session.get_inputs()]
+    amax = {a: 0.0 for a in acts}
+    for feed in feeds:
+        outs = dict(zip(names, session.run(None, {k: feed[k] for k in wanted}), strict=True))
+        for a in acts:
+            x = np.abs(outs[a]).reshape(-1, outs[a].shape[-1]).max(0)
+            amax[a] = np.maximum(amax[a], x)
+    for k, node in enumerate(targets):
+        w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+        wmax = np.maximum(np.abs(w).max(1), 1e-5)
+        s = np.clip(
+            np.maximum(amax[node.input[0]], 1e-5) ** alpha / wmax ** (1 - alpha), 1e-2, 1e2
+        ).astype(np.float32)
+        inits[node.input[1]].CopyFrom(numpy_helper.from_array(w * s[:, None], node.input[1]))
+        inv = f"smooth_inv_{k}"
+        graph.initializer.append(numpy_helper.from_array(1.0 / s, inv))
+        out = f"smooth_x_{k}"
+        graph.node.append(helper.make_node("Mul", [node.input[0], inv], [out], f"Smooth_{k}"))
+        node.input[0] = out
+    _toposort(graph)
+    onnx.save(model, str(dst))
+    return dst
+
+
+def _toposort(graph) -> None:
+    import onnx  # noqa: F401
+
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(i in ready for i in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            raise RuntimeError("graph has a cycle or a missing input")
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""The variants benchmarks/peers.py compares: how each is built, and how each runs."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import subprocess
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgecompress import showcase as sc
+
+LABELS = {
+    "a": "(a) torch fp32 eager",
+    "b": "(b) onnxruntime fp32",
+    "c": "(c) Optimum ORTQuantizer dynamic int8",
+    "d": "(d) onnxruntime quantize_dynamic defaults",
+    "e": "(e) torch dynamic int8 (Linear)",
+    "f": "(f) TFLite dynamic range (onnx2tf)",
+    "g": "(g) edgecompress (ours)",
+}
+
+
+@dataclass
+class Variant:
+    key: str
+    make_run: object = None  # threads -> run(feeds)
+    path: Path | None = None
+    size_bytes: int | None = None
+    zip_bytes: int | None = None
+    note: str = ""
+    error: str = ""
+    times: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.key]
+
+    @property
+    def ok(self) -> bool:
+        return self.make_run is not None and not self.error
+
+    def runner(self, threads: int):
+        return self.make_run(threads)
+
+    def embed(self, feeds):
+        return sc.embed_all(self.runner(2), feeds)
+
+
+@contextlib.contextmanager
+def workdir(path: Path | None):
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
+        yield Path(tmp)
+
+
+def ort_variant(key: str, path: Path, note: str = "", pool: bool = False) -> Variant:
+    def make(threads):
+        run = sc.ort_run(sc.ort_session(path, threads))
+        return _pooled(run) if pool else run
+
+    return Variant(key, make, path, path.stat().st_size, note=note)
+
+
+def _pooled(run):
+    """Mean pooling + L2 norm in numpy over a token-level output (Optimum's export)."""
+
+    def pooled(feeds):
+        hidden = run(feeds)["out"]
+        mask = feeds["attention_mask"][..., None].astype(np.float32)
+        emb = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+        return {"out": emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)}
+
+    return pooled
+
+
+def build_a(bundle, work, ctx) -> Variant:
+    folder = Path(bundle.source["path"])
+    size = sum(p.stat().st_size for p in folder.glob("*.safetensors")) or None
+    return Variant(
+        "a",
+        lambda t: sc.torch_run(bundle.module, t),
+        size_bytes=size,
+        note="transformers eager attention; size: model.safetensors",
+    )
+
+
+def build_b(bundle, work, ctx) -> Variant:
+    from edgecompress.exporters.onnx_export import export_module
+
+    path = work / "b-fp32.onnx"
+    export_module(bundle, bundle.module, path, 17, "torchscript")
+    ctx["raw"] = path
+    return ort_variant("b", path, "torch.onnx.export (TorchScript, opset 17); ORT_ENABLE_ALL")
+
+
+def build_c(bundle, work, ctx) -> Variant:
+    from optimum.exporters.onnx import main_export
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    export_dir, out_dir = work / "c-export", work / "c-quant"
+    main_export(
+        str(bundle.source["path"]),
+        output=export_dir,
+        task="feature-extraction",
+        local_files_only=True,
+        do_validation=False,
+        library_name="transformers",
+    )
+    flags = sc.cpu_info()["flags"]
+    isa = "avx512_vnni" if flags["avx512_vnni"] else "avx512" if flags["avx512f"] else "avx2"
+    config = getattr(AutoQuantizationConfig, isa)(is_static=False)
+    quantizer = ORTQuantizer.from_pretrained(export_dir, file_name="model.onnx")
+    path = Path(quantizer.quantize(save_dir=out_dir, quantization_config=config))
+    if path.is_dir():
+        path = next(path.glob("*quantized*.onnx"))
+    note = (
+        f"AutoQuantizationConfig.{isa}(is_static=False): per_channel={config.per_channel}, "
+        f"reduce_range={config.reduce_range}; optimum main_export of the local folder; "
+        "mean pooling in numpy"
+    )
+    return ort_variant("c", path, note, pool=True)
+
+
+def build_d(bundle, work, ctx) -> Variant:
+    from onnxruntime.quantization import quantize_dynamic
+
+    path = work / "d-ort-dynamic.onnx"
+    quantize_dynamic(str(ctx["raw"]), str(path))
+    return ort_variant("d", path, "quantize_dynamic(model) defaults on (b)")
+
+
+def build_e(bundle, work, ctx) -> Variant:
+    import torch
+
+    module = torch.ao.quantization.quantize_dynamic(
+        copy.deepcopy(bundle.module), {torch.nn.Linear}, dtype=torch.qint8
+    )
+    path = work / "e-torch-dynamic.pt"
+    torch.save(module.state_dict(), path)
+    return Variant(
+        "e",
+        lambda t: sc.torch_run(module, t),
+        size_bytes=path.stat().st_size,
+        note=f"torch.ao.quantization.quantize_dynamic, engine "
+        f"{torch.backends.quantized.engine}; size: saved state_dict",
+    )
+
+
+TFLITE_SCRIPT = """
+import sys
+from pathlib import Path
+import onnx2tf
+from edgecompress.exporters.tflite_convert import convert
+src, saved, dst = (Path(a) for a in sys.argv[1:4])
+onnx2tf.convert(input_onnx_file_path=str(src), output_folder_path=str(saved),
+                output_signaturedefs=True, copy_onnx_input_output_names_to_tflite=True,
+                non_verbose=True)
+convert(saved, dst, "int8-dynamic")
+"""
+
+
+def build_f(bundle, work, ctx) -> Variant:
+    from edgecompress.runtimes import TFLiteRunner
+
+    path = work / "f-dynamic-range.tflite"
+    cmd = [sys.executable, "-c", TFLITE_SCRIPT, str(ctx["raw"]), str(work / "f-saved"), str(path)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=ctx["tflite_timeout"])
+    except subprocess.TimeoutExpired:
+        return Variant("f", error=f"onnx2tf + TFLiteConverter ran past {ctx['tflite_timeout']} s")
+    if proc.returncode != 0 or not path.exists():
+        return Variant("f", error=_last_error(proc.stderr + proc.stdout))
+    variant = Variant(
+        "f",
+        lambda t: TFLiteRunner(path, threads=t, io=bundle.io).run,
+        path,
+        path.stat().st_size,
+        note="onnx2tf -> TFLiteConverter Optimize.DEFAULT; ai_edge_litert",
+    )
+    try:  # a file that converts but cannot run is a failure too
+        variant.runner(1)(ctx["probe"])
+    except Exception as exc:  # LiteRT raises RuntimeError / ValueError
+        return Variant("f", error=f"converted, but LiteRT cannot run it: {_first(str(exc))}")
+    return variant
+
+
+def _last_error(text: str) -> str:
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    why = [
+        ln
+        for ln in lines
+        if ln.startswith(
+            (
+                "ValueError",
+                "Dimensions must",
+                "onnx_op_name",
+                "TypeError",
+                "RuntimeError",
+                "NotImplemented",
+            )
+        )
+    ]
+    if why:
+        return "; ".join(
+            dict.fromkeys(ln.replace("\x1b[31mERROR:\x1b[0m ", "")[:200] for ln in why[:3])
+        )
+    hits = [ln for ln in lines if "Error" in ln or "error" in ln]
+    return _first((hits or lines or ["no output"])[-1])
+
+
+def _first(text: str) -> str:
+    return text.strip().splitlines()[0][:300] if text.strip() else "unknown"
+
+
+def build_g(bundle, work, ctx) -> Variant:
+    """Ours: the ONNX exporter's pipeline (TorchScript export -> transformer-optimizer fusions
+    -> dynamic int8, per-channel S8 weights, DefaultTensorType FLOAT)."""
+    from edgecompress.exporters import onnx_quantize as oq
+    from edgecompress.exporters.onnx_optimize import fuse_transformer, transformer_config
+
+    fused, path = work / "g-fused.onnx", work / "model.int8.onnx"
+    details = fuse_transformer(ctx["raw"], fused, transformer_config(bundle))
+    oq.quantize_dynamic(fused, path, per_channel=True, exclude=[])
+    oq.compact_names(path)
+    ops = ", ".join(f"{k} x{v}" for k, v in details["fused_ops"].items())
+    variant = ort_variant("g", path, f"fusions ({ops}) + dynamic int8 per-channel S8 weights")
+    if not ctx["no_zip"]:
+        variant.zip_bytes, zip_note = lambda_zip(bundle, path, work)
+        variant.note += f"; {zip_note}"
+    return variant
+
+
+def lambda_zip(bundle, path: Path, work: Path) -> tuple[int | None, str]:
+    try:
+        from edgecompress.exporters.lambda_bundle import build_lambda_zip
+    except ImportError:
+        return None, "zip: edgecompress.exporters.lambda_bundle not available"
+    try:
+        built = build_lambda_zip(
+            path,
+            bundle.io,
+            bundle.task,
+            work / "lambda",
+            "arm64",
+            "3.12",
+            tokenizer_dir=bundle.tokenizer_dir,
+            self_check=False,
+        )
+    except Exception as exc:  # pip / network / budget problems: report, do not abort
+        return None, f"zip failed: {_first(str(exc))}"
+    return built.zipped_bytes, (
+        f"zip: {built.path.name} (arm64, py3.12, not self-checked "
+        f"on x86), unzipped {built.unzipped_bytes / 2**20:.1f} MiB"
+    )
+
+
+BUILDERS = {
+    "a": build_a,
+    "b": build_b,
+    "c": build_c,
+    "d": build_d,
+    "e": build_e,
+    "f": build_f,
+    "g": build_g,
+}
+
+
+def build_all(bundle, work: Path, acc_feeds: list[dict], args) -> list[Variant]:
+    """Every variant; a builder that fails leaves a Variant with its error (b must build)."""
+    ctx = {"tflite_timeout": args.tflite_timeout, "no_zip": args.no_zip, "probe": acc_feeds[0]}
+    skip = set(args.skip.split(",")) - {"a", "b"}
+    variants = []
+    for key, builder in BUILDERS.items():
+        if key in skip:
+            variants.append(Variant(key, error="skipped (--skip)"))
+            continue
+        print(f"building {LABELS[key]} ...", file=sys.stderr, flush=True)
+        try:
+            variants.append(builder(bundle, work, ctx))
+        except Exception as exc:  # a peer's tool failing is a result, reported in the table
+            if key in ("a", "b"):
+                raise
+            traceback.print_exc()
+            variants.append(Variant(key, error=f"{type(exc).__name__}: {_first(str(exc))}"))
+    return variants
