@@ -21,6 +21,7 @@ class RunContext:
     recipe: object | None = None  # recipe.Recipe when run from a recipe
     baseline: dict = field(default_factory=dict)  # metric dict of the original model
     reference_outputs: np.ndarray | None = None  # original model's outputs on the eval split
+    original: ModelBundle | None = None  # the model as loaded (set_baseline records it)
 
     @property
     def eval_split(self) -> Split:
@@ -30,6 +31,7 @@ class RunContext:
     def set_baseline(self, bundle: ModelBundle) -> dict:
         metric, outputs = evaluate(bundle.torch_run, bundle, self.eval_split)
         self.baseline, self.reference_outputs = metric, outputs
+        self.original = bundle.replace()
         return metric
 
     def evaluate_bundle(self, bundle: ModelBundle) -> dict:

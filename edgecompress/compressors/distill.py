@@ -27,10 +27,26 @@ class EmbeddingLoss(StrEnum):
     both = "mse+cosine"
 
 
+class TeacherSource(StrEnum):
+    current = "current"  # the model as the previous step left it
+    original = "original"  # the model as loaded, before any step of the run
+
+
+CURRENT_STUDENT = "current"
+
+
 class DistillConfig(StepConfig):
     """Distil the current model into a smaller student (factory or fewer encoder layers)."""
 
-    student: str | None = Field(None, description="Student factory 'pkg.module:function'.")
+    student: str | None = Field(
+        None,
+        description="Student factory 'pkg.module:function', or 'current': the model as the "
+        "previous step left it (e.g. pruned), trained from the 'original' teacher.",
+    )
+    teacher: TeacherSource = Field(
+        TeacherSource.current,
+        description="Teacher: 'current' (the model so far) or 'original' (as loaded).",
+    )
     student_args: dict = Field(default_factory=dict, description="Keyword args of the factory.")
     student_weights: str | None = Field(None, description="Optional initial student state_dict.")
     layers: int | None = Field(
@@ -55,6 +71,8 @@ class DistillConfig(StepConfig):
     def _one_student(self):
         if (self.student is None) == (self.layers is None):
             raise ValueError("give exactly one of 'student' (a factory) or 'layers' (N)")
+        if self.student == CURRENT_STUDENT and self.teacher != TeacherSource.original:
+            raise ValueError("student 'current' learns from teacher 'original'; set teacher")
         return self
 
 
@@ -84,6 +102,8 @@ def derive_encoder_student(teacher: nn.Module, layers: int) -> nn.Module:
 def build_student(bundle, config: DistillConfig) -> tuple[nn.Module, dict]:
     if config.layers is not None:
         return derive_encoder_student(bundle.module, config.layers), {"layers": config.layers}
+    if config.student == CURRENT_STUDENT:
+        return copy.deepcopy(bundle.module), {"student": "current", "teacher": "original"}
     from edgecompress.imports import import_object
 
     factory = import_object(config.student, what="distill.student")
@@ -120,7 +140,12 @@ def distill(bundle, config: DistillConfig, ctx):
     student, stats = build_student(bundle, config)
     _check_shapes(bundle, student)
     before = ctx.evaluate_bundle(bundle)
-    student, info = train_student(student, bundle.module, bundle, ctx, config)
+    teacher = bundle.module
+    if config.teacher == TeacherSource.original:
+        if ctx.original is None or ctx.original.module is None:
+            raise CompressorError("distill: teacher 'original' needs a run with an original model")
+        teacher = ctx.original.module
+    student, info = train_student(student, teacher, bundle, ctx, config)
     new = bundle.replace(module=student, quant_spec=None, float_module=None)
     after = ctx.evaluate_bundle(new)
     stats.update(metric_stats(ctx, before, after), **info)

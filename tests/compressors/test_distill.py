@@ -101,3 +101,24 @@ def _texts(texts):
     from edgecompress.data import Split
 
     return Split(texts=texts)
+
+
+def test_pruned_model_distilled_from_the_original_teacher(digits_bundle, run_ctx):
+    from edgecompress.compressors.distill import DistillConfig, distill
+    from edgecompress.compressors.prune import PruneConfig, prune
+
+    pruned, _ = prune(digits_bundle, PruneConfig(method="structured", amount=0.5), run_ctx)
+    config = DistillConfig(student="current", teacher="original", epochs=20, patience=5)
+    student, stats = distill(pruned, config, run_ctx)
+    assert student.param_count() == pruned.param_count()  # the pruned network, retrained
+    assert stats["metric_before"] < 0.5  # pruned without fine-tuning is broken
+    assert run_ctx.baseline["value"] - stats["metric_after"] <= 0.015, stats
+
+
+def test_current_student_needs_the_original_teacher():
+    import pydantic
+
+    from edgecompress.compressors.distill import DistillConfig
+
+    with pytest.raises(pydantic.ValidationError, match="learns from teacher 'original'"):
+        DistillConfig(student="current")
