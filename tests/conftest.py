@@ -32,6 +32,20 @@ def digits_bundle():
 
 
 @pytest.fixture
+def digits_onnx(digits_bundle, tmp_path) -> Path:
+    """The trained digits CNN as a plain fp32 ONNX file (TorchScript exporter, dynamic batch)."""
+    import torch
+
+    path = tmp_path / "digits.onnx"
+    torch.onnx.export(
+        digits_bundle.module, (torch.zeros(1, 1, 8, 8),), str(path), input_names=["image"],
+        output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture
 def run_ctx(digits_data, digits_bundle, tmp_path):
     from edgecompress.context import RunContext
 

@@ -144,19 +144,8 @@ def test_inspect_demo_model_text_and_json():
     assert data["ops"]["Conv2d"] == 3
 
 
-def test_inspect_onnx_file(tmp_path, digits_bundle):
-    import torch
-
-    path = tmp_path / "m.onnx"
-    torch.onnx.export(
-        digits_bundle.module,
-        (torch.zeros(1, 1, 8, 8),),
-        str(path),
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}},
-        dynamo=False,
-    )
+def test_inspect_onnx_file(digits_onnx):
+    path = digits_onnx
     data = json.loads(invoke("inspect", path, "--json").output)
     assert data["format"] == "onnx"
     assert data["io"]["inputs"][0] == {

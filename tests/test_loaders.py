@@ -66,17 +66,8 @@ def test_hf_folder_without_config(tmp_path):
         load_hf(tmp_path, TaskSpec())
 
 
-def test_onnx_io_spec(tmp_path, digits_bundle):
-    path = tmp_path / "m.onnx"
-    torch.onnx.export(
-        digits_bundle.module,
-        (torch.zeros(1, 1, 8, 8),),
-        str(path),
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        dynamo=False,
-    )
+def test_onnx_io_spec(digits_onnx):
+    path = digits_onnx
     bundle = load_onnx(path, TaskSpec())
     assert bundle.module is None and bundle.onnx_path == path
     assert bundle.io.inputs[0].shape == ("batch", 1, 8, 8)
