@@ -179,3 +179,20 @@ def test_list_shows_builtins():
     result = invoke("list", "--json")
     assert result.exit_code == 0, result.output
     assert isinstance(json.loads(result.output), list)
+
+
+def test_gate_below_measured_value_exits_3_and_keeps_outputs(tmp_path):
+    extra = (
+        "export: [{onnx: {quantize: [none]}}]\n"
+        "bench: {runs: 20, warmup: 2, threads: [1], cold_start_runs: 1}\n"
+        "gates: {max_p95_ms: 0.000001, max_accuracy_drop: 0.5}\n"
+    )
+    out = tmp_path / "out"
+    result = invoke("run", recipe_file(tmp_path, extra=extra), "-o", out)
+    assert result.exit_code == 3, result.output
+    assert "FAIL" in result.output and "max_p95_ms: onnx-fp32" in result.output
+    assert "gates failed: max_p95_ms" in result.output
+    report = json.loads((out / "report.json").read_text())
+    failed = [g for g in report["gates"] if not g["passed"]]
+    assert {g["name"].split(":")[0] for g in failed} == {"max_p95_ms"}
+    assert (out / "report.html").exists() and (out / "model.onnx").exists()
