@@ -69,6 +69,26 @@ class OnnxConfig(StepConfig):
     calibration_samples: int = Field(128, ge=1, description="without a QuantSpec: calibration")
     calibration_method: CalibrationMethod = Field(CalibrationMethod.minmax, description="ditto")
     group_size: int = Field(128, ge=16, description="without a QuantSpec: int4 block size")
+    symmetric: bool = Field(
+        True, description="without a QuantSpec: weight-only blocks symmetric (False: zero points)"
+    )
+    int4_embeddings: bool = Field(
+        True,
+        description="int4: embedding tables read by Gather become GatherBlockQuantized "
+        "(com.microsoft contrib op: a recent onnxruntime; the file moves to opset 21)",
+    )
+    nbits_accuracy_level: int = Field(
+        4,
+        ge=0,
+        le=4,
+        description="MatMulNBits compute type: 0 float activations, 4 int8 activations "
+        "(integer path on AVX2 / AVX512-VNNI)",
+    )
+    int4_keep_8bit: list[str] = Field(
+        default_factory=list,
+        description="int4: module-path patterns (fnmatch, like keep_float) whose MatMuls get "
+        "8-bit weights instead",
+    )
     compact_names: bool = Field(True, description="shorten internal names of quantized files")
     tolerance: Tolerances = Field(default_factory=Tolerances, description="validation limits")
 
@@ -107,6 +127,7 @@ def spec_for(bundle: ModelBundle, config: OnnxConfig, scheme: str) -> QuantSpec:
     return QuantSpec(
         QuantScheme(scheme),
         group_size=config.group_size,
+        symmetric=config.symmetric,
         per_channel=config.per_channel,
         calibration_method=config.calibration_method,
         calibration_samples=config.calibration_samples,
@@ -139,6 +160,7 @@ class _Job:
         self.bundle, self.config, self.ctx, self.work = bundle, config, ctx, work
         self.schemes = schemes
         self.module = bundle.float_module or bundle.module
+        self._sources: dict[Path, dict] = {}
 
     def run(self) -> list[ExportedModel]:
         with progress("ONNX export", total=len(self.schemes) + 1) as bar:
@@ -233,23 +255,40 @@ class _Job:
         if scheme == "int8-dynamic":
             return oq.quantize_dynamic(self.float_path, path, spec.per_channel, exclude)
         if scheme in ("int4-weight-only", "int8-weight-only"):
-            bits = 4 if scheme.startswith("int4") else 8
-            return oq.quantize_nbits(
-                self._unfused_source(), path, bits, spec.group_size, spec.symmetric, exclude
-            )
+            return self._nbits(4 if scheme.startswith("int4") else 8, spec, path)
         return oq.convert_fp16(self.float_path, path, exclude)
 
-    def _unfused_source(self) -> Path:
-        """For MatMulNBits: the transformer graph with Q/K/V MatMuls not fused into Attention."""
-        from edgecompress.exporters.onnx_optimize import transformer_config
+    def _nbits(self, bits: int, spec: QuantSpec, path: Path) -> dict:
+        source, details = self._unfused_source(embed=bits != 4 or not self.config.int4_embeddings)
+        exclude = oq.excluded_nodes(source, spec.keep_float)
+        keep_8bit = oq.excluded_nodes(source, self.config.int4_keep_8bit) if bits == 4 else []
+        details.update(
+            oq.quantize_nbits(
+                source,
+                path,
+                bits,
+                spec.group_size,
+                spec.symmetric,
+                exclude,
+                accuracy_level=self.config.nbits_accuracy_level,
+                gather=self.config.int4_embeddings,
+                keep_8bit=keep_8bit,
+            )
+        )
+        return details
+
+    def _unfused_source(self, embed: bool) -> tuple[Path, dict]:
+        """For MatMulNBits: the transformer graph with the Q/K/V MatMuls not fused into
+        Attention (and with ``embed`` False, the embedding Gathers not fused into
+        EmbedLayerNormalization, so GatherBlockQuantized can take the tables)."""
+        from edgecompress.exporters.onnx_optimize import fuse_transformer, transformer_config
 
         if transformer_config(self.bundle) is None or not self.config.fuse_transformer:
-            return self.float_path
-        from edgecompress.exporters.onnx_optimize import fuse_transformer
-
-        path = self.work / "float.noattn.onnx"
-        if not path.exists():
-            fuse_transformer(
-                self.work / "raw.onnx", path, transformer_config(self.bundle), attention=False
+            return self.float_path, {}
+        path = self.work / ("float.noattn.onnx" if embed else "float.noattn-noembed.onnx")
+        if path not in self._sources:
+            spec = transformer_config(self.bundle)
+            self._sources[path] = fuse_transformer(
+                self.work / "raw.onnx", path, spec, attention=False, embed_layer_norm=embed
             )
-        return path
+        return path, dict(self._sources[path])

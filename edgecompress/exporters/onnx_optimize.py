@@ -54,11 +54,15 @@ def transformer_config(bundle) -> tuple[str, int, int] | None:
     return "bert", int(config.num_attention_heads), int(config.hidden_size)
 
 
-def fuse_transformer(src: Path, dst: Path, spec: tuple[str, int, int], attention=True) -> dict:
+def fuse_transformer(
+    src: Path, dst: Path, spec: tuple[str, int, int], attention=True, embed_layer_norm=True
+) -> dict:
     """The transformer optimizer's fusions (Attention, SkipLayerNorm, Gelu ...) into ``dst``.
 
     ``attention=False`` keeps the Q/K/V MatMuls apart (int4 MatMulNBits can then quantize
     them; a fused Attention node holds its weights as one float input).
+    ``embed_layer_norm=False`` keeps the embedding Gathers apart likewise (an
+    EmbedLayerNormalization node holds the word-embedding table as a float input).
     """
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
@@ -66,6 +70,7 @@ def fuse_transformer(src: Path, dst: Path, spec: tuple[str, int, int], attention
     model_type, heads, hidden = spec
     options = FusionOptions(model_type)
     options.enable_attention = attention
+    options.enable_embed_layer_norm = embed_layer_norm
     with _quiet_logs():
         model = optimize_model(
             str(src),
@@ -83,6 +88,7 @@ def fuse_transformer(src: Path, dst: Path, spec: tuple[str, int, int], attention
             "num_heads": heads,
             "hidden_size": hidden,
             "attention_fusion": attention,
+            "embed_layer_norm_fusion": embed_layer_norm,
         },
         "fused_ops": {op: counts[op] for op in FUSED_OPS if counts.get(op)},
     }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from edgecompress.errors import ExportError
+from edgecompress.errors import ExportError, ValidationError
 from edgecompress.exporters.base import ExportedModel
 from edgecompress.exporters.validate import (
     LayoutRunner,
@@ -52,6 +52,16 @@ FILE_NAMES = {
 }
 
 
+class WeightScales(StrEnum):
+    auto = "auto"  # int8-full: per-tensor on small models when it validates, else per-channel
+    per_channel = "per-channel"
+    per_tensor = "per-tensor"
+
+
+# auto tries per-tensor first when per-channel parameters would add this share to the weights
+PER_CHANNEL_SHARE = 0.05
+
+
 class TFLiteConfig(StepConfig):
     """Export to TFLite (via onnx2tf) and realise the QuantSpec with the TFLite converter."""
 
@@ -61,6 +71,15 @@ class TFLiteConfig(StepConfig):
     opset: int = Field(18, ge=17, le=21, description="opset of the intermediate ONNX file")
     representative_samples: int = Field(
         128, ge=1, description="without a QuantSpec: samples of the representative dataset"
+    )
+    weight_scales: WeightScales = Field(
+        WeightScales.auto,
+        description="int8 weight scales; auto (int8-full): per-tensor when per-channel "
+        "parameters (24 B a channel) would add >= 5 % to the weights and per-tensor passes "
+        "validation, else per-channel",
+    )
+    compact_names: bool = Field(
+        True, description="short tensor names and no conversion-metadata buffer in the file"
     )
     tolerance: Tolerances = Field(default_factory=Tolerances, description="validation limits")
 
@@ -131,13 +150,33 @@ class _TFLiteJob:
         }
 
     def _variant(self, scheme: str) -> ExportedModel:
-        from edgecompress.exporters.tflite_convert import convert, file_io
+        mode = "fp32" if scheme == "none" else scheme
+        choice = self.config.weight_scales
+        if choice != WeightScales.auto or mode != "int8-full":
+            return self._build(scheme, choice != WeightScales.per_tensor)
+        share = per_channel_share(self.module)
+        why = f"auto: per-channel parameters would add {share:.1%} to the int8 weights"
+        if share < PER_CHANNEL_SHARE:
+            return self._build(scheme, True, {"weight_scales_choice": why})
+        try:
+            return self._build(scheme, False, {"weight_scales_choice": f"{why}; validated"})
+        except ValidationError as exc:
+            log.info("per-tensor int8 failed validation (%s): per-channel instead", exc)
+            return self._build(scheme, True, {"weight_scales_choice": f"{why}; per-tensor: {exc}"})
+
+    def _build(self, scheme: str, per_channel: bool, extra: dict | None = None) -> ExportedModel:
+        from edgecompress.exporters.tflite_convert import compact, convert, file_io
         from edgecompress.runtimes import TFLiteRunner
 
         path = self.work / FILE_NAMES[scheme]
         mode = "fp32" if scheme == "none" else scheme
         details = dict(self.base_details)
-        details.update(convert(self.saved, path, mode, self._representative(scheme)))
+        strip = self.config.compact_names
+        rep = self._representative(scheme)
+        details.update(convert(self.saved, path, mode, rep, per_channel, drop_metadata=strip))
+        details.update(extra or {})
+        if strip:
+            details.update(compact(path, self.bundle.io))
         io, perms = file_io(path, self.bundle.io)
         details["input_layout"] = {n: "NHWC" for n in perms} or "as in torch"
         runner = TFLiteRunner(path, threads=1, io=io)
@@ -164,6 +203,19 @@ class _TFLiteJob:
                 yield [_to_file_layout(feeds[k], NHWC_PERM) for k in names]
 
         return dataset
+
+
+def per_channel_share(module) -> float:
+    """What per-channel int8 parameters (float32 scale + int64 zero point for the weights and
+    the int32 bias of each output channel) add to the int8 weights of Conv / Linear layers."""
+    from torch import nn
+
+    channels = weights = 0
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear):
+            channels += layer.weight.shape[0]
+            weights += layer.weight.numel()
+    return 24 * channels / weights if weights else 0.0
 
 
 def _to_file_layout(array, perm):

@@ -8,12 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from edgecompress.exporters.tflite import TFLiteConfig, export_tflite
+from edgecompress.exporters.tflite import TFLiteConfig, export_tflite, per_channel_share
 from edgecompress.runtimes import TFLiteRunner
 
 
 @pytest.mark.slow  # ~30 s: TensorFlow import + onnx2tf + two conversions
 def test_digits_fp32_and_full_int8(digits_bundle, run_ctx, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
     out = tmp_path / "out"
     made = {
         v.name: v
@@ -36,7 +38,25 @@ def test_digits_fp32_and_full_int8(digits_bundle, run_ctx, tmp_path):
     np.testing.assert_allclose(got, digits_bundle.torch_run({"image": x})["logits"], atol=1e-4)
     ratio = fp32.size_bytes / int8.size_bytes
     print(f"tflite fp32 {fp32.size_bytes} B, int8 {int8.size_bytes} B, ratio {ratio:.2f}")
-    assert ratio >= 3.0  # 3.06 measured: per-channel int64 zero points + long tensor names
+    # 3.06 before: per-channel scales + int64 zero points (24 B a channel), long tensor names
+    assert ratio >= 3.5
+    assert int8.details["weight_scales"] == "per-tensor"
+    assert "validated" in int8.details["weight_scales_choice"]
+    assert int8.details["bytes_saved"] > 1000 and fp32.details["bytes_saved"] > 1000
+    names = [d["name"] for d in Interpreter(model_path=str(int8.path)).get_tensor_details()]
+    assert "image" in names and "logits" in names and max(map(len, names)) <= 6
+
+
+def test_per_channel_share_of_the_digits_cnn(digits_bundle):
+    # 186 output channels x 24 B over 27,920 int8 weights
+    assert per_channel_share(digits_bundle.module) == pytest.approx(186 * 24 / 27920)
+
+
+def test_config_weight_scales_round_trip():
+    config = TFLiteConfig(weight_scales="per-channel", compact_names=False)
+    assert TFLiteConfig.from_json(config.to_json()) == config
+    with pytest.raises(Exception, match="weight_scales"):
+        TFLiteConfig(weight_scales="per-row")
 
 
 def test_onnx_path_never_imports_tensorflow():
