@@ -30,10 +30,13 @@ MARKER = "@@PROBE@@"
 _BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
 
 
-def run_probe(args: dict, cwd: Path, timeout_s: float = 600, what: str = "") -> dict:
-    """Run probe.py once in a fresh ``sys.executable``; its JSON plus ``process_ms``."""
+def run_probe(
+    args: dict, cwd: Path, timeout_s: float = 600, what: str = "", python: str | None = None
+) -> dict:
+    """Run probe.py once in a fresh interpreter (``python``, default ``sys.executable``); its
+    JSON plus ``process_ms``."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "LAMBDA_TASK_ROOT": str(cwd)}
-    cmd = [sys.executable, "-c", _BOOT, str(PROBE), json.dumps(args)]
+    cmd = [python or sys.executable, "-c", _BOOT, str(PROBE), json.dumps(args)]
     start = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -109,6 +112,31 @@ def unpack_zip(zip_path: Path, dest: Path) -> Path:
     return dest
 
 
+ARCH_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
+
+
+def zip_interpreter(arch: str | None, python: str | None) -> str | None:
+    """A local interpreter that can run a zip built for (arch, python), or None."""
+    if not python:
+        return sys.executable
+    from edgecompress.exporters.lambda_hostpy import interpreter_for
+
+    return interpreter_for(ARCH_MACHINE.get(arch or "x86_64", arch), str(python))
+
+
+def _interpreter_for_zip(root: Path, what: str) -> str:
+    """The interpreter for an unpacked zip, from the target its io_spec.json records."""
+    spec_path = root / "io_spec.json"
+    target = json.loads(spec_path.read_text()).get("target", {}) if spec_path.exists() else {}
+    python = zip_interpreter(target.get("arch"), target.get("python"))
+    if python is None:
+        raise CompressError(
+            f"{what}: built for {target.get('arch')} / Python {target.get('python')}; "
+            "no such interpreter on this machine to run it"
+        )
+    return python
+
+
 def run_zip_child(
     zip_path: Path,
     events: list[dict],
@@ -131,7 +159,8 @@ def run_zip_child(
             "warmup": warmup,
             "handler": handler,
         }
-        return run_probe(args, root, timeout_s, what=str(zip_path))
+        python = _interpreter_for_zip(root, str(zip_path))
+        return run_probe(args, root, timeout_s, what=str(zip_path), python=python)
 
 
 def _zip_breakdown(r: dict) -> dict:

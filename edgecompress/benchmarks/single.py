@@ -116,6 +116,11 @@ def zip_event(
         names = zf.namelist()
         if "sample_event.json" in names:
             return json.loads(zf.read("sample_event.json")), "sample_event.json in the zip"
+        if "tokenizer.json" in names:  # a text model's handler takes texts
+            from edgecompress.data import load_sentences
+
+            texts = load_sentences().test.texts[:batch]
+            return {"texts": texts}, "sentences (test split) as texts"
         models = [n for n in names if n.endswith((".onnx", ".tflite")) and "/" not in n]
         if not models:
             raise CompressError(

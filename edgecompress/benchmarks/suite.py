@@ -10,12 +10,12 @@ from __future__ import annotations
 import io
 import json
 import platform
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from edgecompress.benchmarks import coldstart, cost, latency, report
+from edgecompress.benchmarks.coldstart import zip_interpreter
 from edgecompress.progress import log
 from edgecompress.recipe import BenchSection
 
@@ -169,11 +169,10 @@ def _init_ms(cold: dict, zip_entries: list[dict]) -> float:
 def runnable_here(z: dict) -> str | None:
     """None when the zip's arch and Python match this host, else why not."""
     host_arch = HOST_ARCH.get(platform.machine(), platform.machine())
-    host_py = f"{sys.version_info.major}.{sys.version_info.minor}"
     if z.get("arch") and z["arch"] != host_arch:
         return f"zip is for {z['arch']}, this host is {host_arch}"
-    if z.get("python") and str(z["python"]) != host_py:
-        return f"zip is for Python {z['python']}, this host runs {host_py}"
+    if z.get("python") and zip_interpreter(z["arch"], str(z["python"])) is None:
+        return f"zip is for Python {z['python']}, and no such interpreter is on this host"
     return None
 
 
