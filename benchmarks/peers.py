@@ -84,6 +84,7 @@ def main(argv=None) -> int:
         for v in variants:
             if v.ok:
                 v.quality = sc.embedding_quality(reference, v.embed(acc_feeds))
+        args.neighbour_gaps = sc.neighbour_gaps(reference)
         measure(variants, timing, args)
         text = peers_report.render(variants, args, bundle, len(acc_feeds), time.time() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)

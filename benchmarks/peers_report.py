@@ -58,7 +58,44 @@ def timing_table(variants, threads: int, input_set: str) -> list[str]:
     return rows + [""]
 
 
-def targets(variants, threads: list[int]) -> list[str]:
+def agreement_why(variants, q: dict, gaps) -> str:
+    """Why neighbour agreement is missed, from this run's own numbers."""
+    peers = [v for v in variants if v.ok and v.key in ("c", "d", "e") and v.quality]
+    best = max(peers, key=lambda v: v.quality["agreement"], default=None)
+    text = "  - why:"
+    if gaps is not None:
+        margin = 1 - q["mean_cos"]
+        share = float((gaps < margin).mean())
+        text += (
+            f" {share:.1%} of the sentences have their two nearest neighbours within "
+            f"{margin:.4f} cosine of each other (the mean error of (g)), so int8 noise can swap "
+            "them;"
+        )
+    if best is not None:
+        text += (
+            f" no int8 peer in this run does better (best: {best.label} at "
+            f"{best.quality['agreement']:.1%});"
+        )
+    return text + (
+        " agreement this high needs near-float embeddings (more layers kept float or 8-bit "
+        "MatMulNBits, which benchmarks/minilm_search.py measures) and gives up the 0.5x speed."
+    )
+
+
+def c_comparison_why(tg: dict, tc: dict, g, c) -> str:
+    """Why (g) is or is not faster than (c), from this run's 1- and 2-thread numbers."""
+    two_g, two_c = g.times.get(("b1-L128", 2)), c.times.get(("b1-L128", 2))
+    text = (
+        f"  - why: (g) is {100 * (tg['p50'] / tc['p50'] - 1):+.1f}% vs (c) at 1 thread; both "
+        "run onnxruntime's dynamic int8 kernels with per-channel int8 weights, (g) on the "
+        "fused graph (Attention, SkipLayerNormalization)"
+    )
+    if two_g and two_c:
+        text += f"; at 2 threads (g) is {100 * (two_g['p50'] / two_c['p50'] - 1):+.1f}% vs (c)"
+    return text + "."
+
+
+def targets(variants, threads: list[int], args_gaps=None) -> list[str]:
     by = {v.key: v for v in variants}
     g, b, c = by["g"], by["b"], by.get("c")
     lines = ["## Targets for (g), batch 1 / length 128 / 1 thread", ""]
@@ -79,6 +116,8 @@ def targets(variants, threads: list[int]) -> list[str]:
         lines.append(
             f"- {name}: {value:.4f} (target {sign} {limit}) {'met' if met else 'not met'}{miss}"
         )
+        if not met and name.startswith("nearest"):
+            lines.append(agreement_why(variants, q, getattr(args_gaps, "neighbour_gaps", None)))
     if c is not None and c.ok:
         tc = c.times[("b1-L128", 1)]
         faster = tg["p50"] < tc["p50"]
@@ -88,6 +127,8 @@ def targets(variants, threads: list[int]) -> list[str]:
             f"{tc['p50']:.2f} ms, mean cosine {q['mean_cos']:.4f} vs "
             f"{c.quality['mean_cos']:.4f}: {'met' if faster and better else 'not met'}"
         )
+        if not faster:
+            lines.append(c_comparison_why(tg, tc, g, c))
     return lines + [""]
 
 
@@ -118,7 +159,7 @@ def render(variants, args, bundle, n_sentences: int, seconds: float) -> str:
     for threads in args.thread_list:
         for input_set in ("b1-L128", "b1-real"):
             lines += timing_table(variants, threads, input_set)
-    lines += targets(variants, args.thread_list)
+    lines += targets(variants, args.thread_list, args)
     lines += ["## How each variant was made", ""]
     lines += [f"- {v.label}: {v.note or v.error}" for v in variants]
     return "\n".join(lines) + "\n"

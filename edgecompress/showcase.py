@@ -78,6 +78,16 @@ def embedding_quality(reference: np.ndarray, candidate: np.ndarray) -> dict:
     }
 
 
+def neighbour_gaps(reference: np.ndarray) -> np.ndarray:
+    """Per sentence, the cosine gap between its nearest and second-nearest other sentence:
+    where it is smaller than a model's error, quantization noise can swap the two."""
+    x = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    top2 = np.sort(sims, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
+
+
 def time_calls(run: RunFn, feeds: list[dict], runs: int, warmup: int = 3) -> list[float]:
     """Milliseconds of ``runs`` calls cycling through ``feeds`` (after ``warmup`` calls)."""
     for i in range(warmup):

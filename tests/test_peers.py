@@ -102,3 +102,14 @@ def test_peers_quick_writes_the_report(tiny_dir, tmp_path):
         torch_int8 = rows["(e) torch dynamic int8 (Linear)"]
         assert float(torch_int8[5]) > 0.99
     assert "mean cosine:" in text and "nearest-neighbour agreement:" in text
+
+
+def test_neighbour_gaps_measure_near_ties():
+    from edgecompress import showcase as sc
+
+    # sentence 0's neighbours 1 and 2 are nearly tied; sentence 3 is far from everything
+    ref = np.array([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.9, 0.0, 0.1], [0.0, 0.0, 1.0]])
+    gaps = sc.neighbour_gaps(ref)
+    assert gaps.shape == (4,)
+    assert gaps[0] < 1e-9  # a perfect tie
+    assert gaps[3] > 0.05 and np.all(gaps >= 0)
