@@ -6,5 +6,7 @@ import os as _os
 # TensorFlow is only for the TFLite converter, which imports it itself.
 _os.environ.setdefault("USE_TF", "0")
 _os.environ.setdefault("USE_TORCH", "1")
+# TensorFlow's C++ INFO lines (oneDNN, CUDA stubs) are noise on stderr for a CLI user.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
