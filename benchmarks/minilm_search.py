@@ -126,6 +126,7 @@ def candidates(files: dict[str, Path], work: Path, calib: list[dict]) -> dict:
         "fp32-fused": lambda: f,
         "dyn-default-raw": lambda: _ort_default(files["raw"], w / "dyn-default-raw.onnx"),
         "dyn-pc-s8": lambda: dynamic(f, w / "dyn-pc-s8.onnx"),
+        "dyn-pc-s8-unfused": lambda: dynamic(files["raw"], w / "dyn-pc-s8-unfused.onnx"),
         "dyn-pt-s8": lambda: dynamic(f, w / "dyn-pt-s8.onnx", per_channel=False),
         "dyn-pc-u8": lambda: dynamic(f, w / "dyn-pc-u8.onnx", weight="QUInt8"),
         "dyn-pc-s8-rr": lambda: dynamic(f, w / "dyn-pc-s8-rr.onnx", reduce_range=True),
