@@ -227,17 +227,19 @@ def _first(text: str) -> str:
 
 
 def build_g(bundle, work, ctx) -> Variant:
-    """Ours: the ONNX exporter's pipeline (TorchScript export -> transformer-optimizer fusions
-    -> dynamic int8, per-channel S8 weights, DefaultTensorType FLOAT)."""
+    """Ours, as recipes/minilm-lambda.yaml configures the ONNX exporter: TorchScript export ->
+    onnxruntime basic optimisation (no transformer-optimizer fusions: at 1 thread they made the
+    int8 graph slower here, see benchmarks/minilm_search.py) -> dynamic int8, per-channel S8
+    weights, DefaultTensorType FLOAT."""
     from edgecompress.exporters import onnx_quantize as oq
-    from edgecompress.exporters.onnx_optimize import fuse_transformer, transformer_config
+    from edgecompress.exporters.onnx_optimize import ort_optimize
 
-    fused, path = work / "g-fused.onnx", work / "model.int8.onnx"
-    details = fuse_transformer(ctx["raw"], fused, transformer_config(bundle))
-    oq.quantize_dynamic(fused, path, per_channel=True, exclude=[])
+    basic, path = work / "g-basic.onnx", work / "model.int8.onnx"
+    ort_optimize(ctx["raw"], basic, "basic")
+    oq.quantize_dynamic(basic, path, per_channel=True, exclude=[])
     oq.compact_names(path)
-    ops = ", ".join(f"{k} x{v}" for k, v in details["fused_ops"].items())
-    variant = ort_variant("g", path, f"fusions ({ops}) + dynamic int8 per-channel S8 weights")
+    note = "ORT basic optimisation (no transformer fusions) + dynamic int8 per-channel S8 weights"
+    variant = ort_variant("g", path, note)
     if not ctx["no_zip"]:
         variant.zip_bytes, zip_note = lambda_zip(bundle, path, work)
         variant.note += f"; {zip_note}"
