@@ -81,3 +81,14 @@ def replace_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
     setattr(parent, child, new)
+
+
+def run_batches(module: nn.Module, batches, handles: list) -> None:
+    """Run ``batches`` through ``module`` without grad (for its hooks), then remove ``handles``."""
+    try:
+        with torch.no_grad():
+            for inputs in batches:
+                module(*inputs)
+    finally:
+        for h in handles:
+            h.remove()

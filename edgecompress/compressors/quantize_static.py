@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgecompress.compressors.common import run_batches
 from edgecompress.quantspec import CalibrationMethod
 
 SAMPLE_CAP = 1 << 18
@@ -115,13 +116,7 @@ def calibrate(module: nn.Module, names: list[str], batches) -> dict[str, tuple[O
         layer = module.get_submodule(name)
         handles.append(layer.register_forward_pre_hook(lambda m, a, o=obs_in: o(a[0])))
         handles.append(layer.register_forward_hook(lambda m, a, out, o=obs_out: o(out)))
-    try:
-        with torch.no_grad():
-            for inputs in batches:
-                module(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    run_batches(module, batches, handles)
     return observers
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgecompress.compressors.common import run_batches
 from edgecompress.metrics import sqnr_db
 from edgecompress.quantspec import QuantScheme, QuantSpec
 
@@ -39,13 +40,7 @@ def capture(module: nn.Module, names: list[str], batches) -> dict[str, np.ndarra
                 lambda m, a, o, s=sink: s.append(o.detach().float().numpy())
             )
         )
-    try:
-        with torch.no_grad():
-            for inputs in batches:
-                module(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    run_batches(module, batches, handles)
     return {n: np.concatenate([o.reshape(-1) for o in v]) for n, v in outs.items() if v}
 
 
