@@ -34,3 +34,15 @@ class ExportedModel:
             "validation": self.validation,
             "details": self.details,
         }
+
+
+def publish(variants: list[ExportedModel], out_dir: Path) -> list[ExportedModel]:
+    """Move every validated file from the exporter's temp folder into ``out_dir`` (only once
+    all variants have validated, so a failed export leaves no partial file there)."""
+    import shutil
+
+    for variant in variants:
+        final = Path(out_dir) / variant.path.name
+        shutil.move(str(variant.path), final)
+        variant.path = final
+    return variants

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from edgecompress.errors import ExportError
 from edgecompress.exporters import onnx_quantize as oq
-from edgecompress.exporters.base import ExportedModel
+from edgecompress.exporters.base import ExportedModel, publish
 from edgecompress.exporters.validate import Tolerances, ensure_baseline, torch_reference, validate
 from edgecompress.model import ModelBundle
 from edgecompress.progress import log, progress
@@ -144,13 +144,7 @@ def export_onnx(bundle: ModelBundle, config: OnnxConfig, ctx, out_dir: Path) -> 
     if bundle.module is not None:
         ensure_baseline(ctx, bundle)
     with tempfile.TemporaryDirectory(prefix=".onnx-", dir=out_dir) as tmp:
-        job = _Job(bundle, config, ctx, Path(tmp), schemes)
-        made = job.run()
-        for variant in made:
-            final = out_dir / variant.path.name
-            shutil.move(str(variant.path), final)
-            variant.path = final
-    return made
+        return publish(_Job(bundle, config, ctx, Path(tmp), schemes).run(), out_dir)
 
 
 class _Job:

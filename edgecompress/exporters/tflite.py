@@ -9,7 +9,6 @@ recipe's train split, model.int8.tflite). TensorFlow is imported only inside thi
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from enum import StrEnum
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from pydantic import Field
 
 from edgecompress.errors import ExportError, ValidationError
-from edgecompress.exporters.base import ExportedModel
+from edgecompress.exporters.base import ExportedModel, publish
 from edgecompress.exporters.validate import (
     LayoutRunner,
     Tolerances,
@@ -111,12 +110,7 @@ def export_tflite(bundle: ModelBundle, config: TFLiteConfig, ctx, out_dir: Path)
     schemes = variants_for(bundle, config.quantize)
     ensure_baseline(ctx, bundle)
     with tempfile.TemporaryDirectory(prefix=".tflite-", dir=out_dir) as tmp:
-        made = _TFLiteJob(bundle, config, ctx, Path(tmp)).run(schemes)
-        for variant in made:
-            final = out_dir / variant.path.name
-            shutil.move(str(variant.path), final)
-            variant.path = final
-    return made
+        return publish(_TFLiteJob(bundle, config, ctx, Path(tmp)).run(schemes), out_dir)
 
 
 class _TFLiteJob:
