@@ -135,7 +135,18 @@ def candidates(files: dict[str, Path], work: Path, calib: list[dict]) -> dict:
         "nbits4-b32-acc4": lambda: nbits(fn, w / "nb4-b32.onnx", 4, 32, 4),
         "nbits4-b128-acc4": lambda: nbits(fn, w / "nb4-b128.onnx", 4, 128, 4),
         "nbits8-b32-acc4": lambda: nbits(fn, w / "nb8-b32.onnx", 8, 32, 4),
+        "nbits8-b128-acc4": lambda: nbits(fn, w / "nb8-b128.onnx", 8, 128, 4),
+        "nbits8-b32-acc4-raw": lambda: nbits(files["raw"], w / "nb8-b32-raw.onnx", 8, 32, 4),
+        "nbits8-b128-acc4-raw": lambda: nbits(files["raw"], w / "nb8-b128-raw.onnx", 8, 128, 4),
         "static-qdq-pc": lambda: static_qdq(fn, w / "static-qdq.onnx", calib),
+        "token-int8-fp32emb": lambda: token(files["raw"], w / "token.onnx", calib),
+        "token-int8": lambda: token(files["raw"], w / "token-embq.onnx", calib, gather=True),
+        "token-int8-rtn": lambda: token(files["raw"], w / "token-rtn.onnx", calib, gptq=False),
+        "token-int8-k0": lambda: token(files["raw"], w / "token-k0.onnx", calib, outliers=0),
+        "token-int8-k8": lambda: token(files["raw"], w / "token-k8.onnx", calib, True, outliers=8),
+        "token-int8-k16": lambda: token(
+            files["raw"], w / "token-k16.onnx", calib, True, outliers=16
+        ),
         "smooth50-dyn-pc-s8": lambda: dynamic(
             smooth(f, w / "sm50.onnx", calib, 0.5), w / "sm50-dyn.onnx"
         ),
@@ -146,6 +157,17 @@ def candidates(files: dict[str, Path], work: Path, calib: list[dict]) -> dict:
             smooth(f, w / "sm30.onnx", calib, 0.3), w / "sm30-dyn.onnx"
         ),
     }
+
+
+def token(src: Path, dst: Path, feeds, gather=False, gptq=True, outliers=4) -> Path:
+    """int8-token (edgecompress/exporters/onnx_token_int8.py); ``gather``: the embedding
+    tables to int8 too (one scale per row)."""
+    from edgecompress.exporters.onnx_token_int8 import quantize_token_int8
+
+    quantize_token_int8(
+        src, dst, feeds, outlier_channels=outliers, use_gptq=gptq, embeddings=gather
+    )
+    return dst
 
 
 def _ort_default(src: Path, dst: Path) -> Path:
@@ -166,17 +188,20 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--only", default="", help="comma-separated candidate names")
     parser.add_argument("--work", type=Path, default=Path("/tmp/minilm-search"))
+    parser.add_argument(
+        "--split", default="test", choices=["val", "test"], help="sentences for accuracy"
+    )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     from edgecompress.data import load_sentences
 
     bundle = sc.load_text_bundle()
     splits = load_sentences()
-    texts = splits.test.texts
+    texts = getattr(splits, args.split).texts
     acc_feeds = sc.single_feeds(bundle, texts)
     reference = sc.embed_all(sc.torch_run(bundle.module, 2), acc_feeds)
     files = base_files(bundle, args.work)
-    calib = sc.single_feeds(bundle, splits.train.texts[:64])
+    calib = sc.single_feeds(bundle, splits.train.texts[:128])
     table = candidates(files, args.work, calib)
     names = [n for n in args.only.split(",") if n] or list(table)
     l128 = sc.single_feeds(bundle, texts[:32], pad_to=128)

@@ -18,6 +18,25 @@ def test_demo_recipe_is_valid(tmp_path):
     assert recipe.task.kind.value == "classification"
 
 
+@pytest.mark.parametrize("name", ["digits.yaml", "digits-tflite.yaml", "minilm-lambda.yaml"])
+def test_every_shipped_recipe_validates(name):
+    from tests.conftest import REPO
+
+    recipe = load_recipe(REPO / "recipes" / name)
+    assert recipe.export, name
+
+
+def test_minilm_recipe_ships_int8_token():
+    from tests.conftest import REPO
+
+    recipe = load_recipe(REPO / "recipes" / "minilm-lambda.yaml")
+    (onnx_step,) = [s for s in recipe.export_configs if s[0] == "onnx"]
+    config = onnx_step[1]
+    assert [q.value for q in config.quantize] == ["none", "int8-token"]
+    assert config.token_outliers == 8 and config.gptq
+    assert recipe.package.lambda_.variant == "onnx-int8-token"
+
+
 def test_typo_in_field_name_names_path_and_suggests(write_recipe):
     path = write_recipe(MODEL + "task: {kind: classification, dta: digits}\n")
     with pytest.raises(RecipeError) as info:

@@ -2,7 +2,8 @@
 variants realised with onnxruntime from the bundle's QuantSpec, each validated.
 
 Variants: ``onnx-fp32`` (model.onnx), ``onnx-int8-static`` / ``onnx-int8-dynamic``
-(model.int8.onnx), ``onnx-int4-weight-only`` (model.int4.onnx), ``onnx-fp16`` (model.fp16.onnx).
+(model.int8.onnx), ``onnx-int8-token`` (model.int8-token.onnx: onnx_token_int8.py),
+``onnx-int4-weight-only`` (model.int4.onnx), ``onnx-fp16`` (model.fp16.onnx).
 Everything is built in a temp folder inside ``out_dir`` and moved in only when every variant
 validated: a failure leaves no partial file.
 """
@@ -29,6 +30,7 @@ from edgecompress.registry import StepConfig, register_exporter
 class OnnxQuant(StrEnum):
     none = "none"  # the float32 model
     int8_dynamic = "int8-dynamic"
+    int8_token = "int8-token"  # per-token int8 activations, GPTQ weights, outliers float
     int8_static = "int8-static"
     int8_weight_only = "int8-weight-only"
     int4_weight_only = "int4-weight-only"
@@ -89,6 +91,16 @@ class OnnxConfig(StepConfig):
         description="int4: module-path patterns (fnmatch, like keep_float) whose MatMuls get "
         "8-bit weights instead",
     )
+    token_outliers: int = Field(
+        8,
+        ge=0,
+        le=64,
+        description="int8-token: input channels per MatMul input kept float (largest "
+        "calibrated |x|)",
+    )
+    gptq: bool = Field(
+        True, description="int8-token: GPTQ weight rounding (False: round to nearest)"
+    )
     compact_names: bool = Field(True, description="shorten internal names of quantized files")
     tolerance: Tolerances = Field(default_factory=Tolerances, description="validation limits")
 
@@ -97,6 +109,7 @@ FILE_NAMES = {
     "none": "model.onnx",
     "int8-static": "model.int8.onnx",
     "int8-dynamic": "model.int8.onnx",
+    "int8-token": "model.int8-token.onnx",
     "int8-weight-only": "model.int8-wo.onnx",
     "int4-weight-only": "model.int4.onnx",
     "fp16": "model.fp16.onnx",
@@ -115,7 +128,8 @@ def variants_for(bundle: ModelBundle, requested) -> list[str]:
 
 def file_name(scheme: str, schemes: list[str]) -> str:
     both = {"int8-static", "int8-dynamic"} <= set(schemes)
-    return f"model.{scheme}.onnx" if both and scheme.startswith("int8-") else FILE_NAMES[scheme]
+    shared = scheme in ("int8-static", "int8-dynamic")
+    return f"model.{scheme}.onnx" if both and shared else FILE_NAMES[scheme]
 
 
 def spec_for(bundle: ModelBundle, config: OnnxConfig, scheme: str) -> QuantSpec:
@@ -224,6 +238,8 @@ class _Job:
         if scheme == "none":
             shutil.copyfile(self.float_path, path)
             return {}
+        if scheme == "int8-token":
+            return self._token_int8(path)
         spec = spec_for(self.bundle, self.config, scheme)
         exclude = oq.excluded_nodes(self.float_path, spec.keep_float)
         details = {"quant_spec": spec.to_dict()}
@@ -251,6 +267,28 @@ class _Job:
         if scheme in ("int4-weight-only", "int8-weight-only"):
             return self._nbits(4 if scheme.startswith("int4") else 8, spec, path)
         return oq.convert_fp16(self.float_path, path, exclude)
+
+    def _token_int8(self, path: Path) -> dict:
+        from edgecompress.exporters.calibration import calibration_batches
+        from edgecompress.exporters.onnx_token_int8 import quantize_token_int8
+
+        source, details = self._unfused_source(embed=True)
+        keep = self.bundle.quant_spec.keep_float if self.bundle.quant_spec else []
+        batches = calibration_batches(self.bundle, self.ctx, self.config.calibration_samples)
+        details["quant_spec"] = {"scheme": "int8-token", "bits": 8, "keep_float": list(keep)}
+        details.update(
+            quantize_token_int8(
+                source,
+                path,
+                batches,
+                self.config.token_outliers,
+                oq.excluded_nodes(source, keep),
+                self.config.gptq,
+            )
+        )
+        if self.config.compact_names:
+            details.update(oq.compact_names(path))
+        return details
 
     def _nbits(self, bits: int, spec: QuantSpec, path: Path) -> dict:
         source, details = self._unfused_source(embed=bits != 4 or not self.config.int4_embeddings)
