@@ -64,12 +64,12 @@ class GroupBuilder:
         return self.node(op, [x], out, axes=[1], keepdims=1)
 
     def build(self, x: str, k_dim: int, outliers: np.ndarray, members: list[Member]) -> None:
-        src, x_out = self._split_outliers(x, k_dim, outliers)
-        q, s_col, corr_col, ones_col = self._quantize_rows(src, k_dim)
+        x2 = self.node("Reshape", [x, self.const("x2d", np.array([-1, k_dim]))], "x2")
+        src, x_out = self._split_outliers(x2, k_dim, outliers)
+        q, s_col, corr_col, ones_col = self._quantize_rows(src)
         y = self._matmul(q, s_col, corr_col, ones_col, x_out, members)
-        lead = self.node(
-            "Slice", [self.node("Shape", [x], "shape"), *self._ints("lead", 0, -1)], "lead"
-        )
+        shape = self.node("Shape", [x], "shape")
+        lead = self.node("Slice", [shape, *self._ints("lead", 0, -1)], "lead")
         n_total = sum(len(m.scale) for m in members)
         shape = self.node("Concat", [lead, self.const("n", np.array([n_total]))], "oshape", axis=0)
         y = self.node("Reshape", [y, shape], "y")
@@ -78,24 +78,19 @@ class GroupBuilder:
     def _ints(self, s: str, *values: int) -> list[str]:
         return [self.const(f"{s}{i}", np.array([v])) for i, v in enumerate(values)]
 
-    def _split_outliers(self, x: str, k_dim: int, outliers: np.ndarray):
+    def _split_outliers(self, x2: str, k_dim: int, outliers: np.ndarray):
+        """(x2 with the outlier channels zeroed, the outlier channels [R, k]) of ``x2 [R, K]``."""
         if not len(outliers):
-            return x, None
+            return x2, None
         mask = np.ones(k_dim, np.float32)
         mask[outliers] = 0
-        src = self.node("Mul", [x, self.const("mask", mask)], "xm")
-        picked = self.node(
-            "Gather", [x, self.const("oidx", outliers.astype(np.int64))], "xo", axis=-1
-        )
-        flat = self.node(
-            "Reshape", [picked, self.const("k2d", np.array([-1, len(outliers)]))], "xo2"
-        )
-        return src, flat
+        src = self.node("Mul", [x2, self.const("mask", mask)], "xm")
+        picked = self.const("oidx", outliers.astype(np.int64))
+        return src, self.node("Gather", [x2, picked], "xo", axis=1)
 
-    def _quantize_rows(self, src: str, k_dim: int):
+    def _quantize_rows(self, x2: str):
         from onnx import TensorProto
 
-        x2 = self.node("Reshape", [src, self.const("x2d", np.array([-1, k_dim]))], "x2")
         hi, lo = self.reduce("ReduceMax", x2, "hi"), self.reduce("ReduceMin", x2, "lo")
         span = self.node(
             "Max",
@@ -125,25 +120,16 @@ class GroupBuilder:
         scale = np.concatenate([m.scale for m in members]).astype(np.float32)
         bias = np.concatenate([m.bias for m in members]).astype(np.float32)
         colsum = wq.astype(np.int64).sum(0).astype(np.float32) * scale
-        rows = ([np.concatenate([m.w_outliers for m in members], 1)] if x_out else []) + [
-            colsum[None, :],
-            bias[None, :],
-        ]
-        rank_in = self.node(
-            "Concat", ([x_out] if x_out else []) + [corr_col, ones_col], "r", axis=1
-        )
-        rank = self.node(
-            "MatMul", [rank_in, self.const("wr", np.concatenate(rows, 0).astype(np.float32))], "yr"
-        )
-        inputs = [
-            q,
-            self.const("wq", wq),
-            self.const("one_s", np.float32(1)),
-            self.const("ws", scale),
-        ]
-        inputs.append(self.const("zp128", np.uint8(128)))
+        rows = [np.concatenate([m.w_outliers for m in members], 1)] if x_out else []
+        w_rank = np.concatenate([*rows, colsum[None, :], bias[None, :]], 0).astype(np.float32)
+        rank_in = [x_out] if x_out else []
+        rank_in = self.node("Concat", [*rank_in, corr_col, ones_col], "r", axis=1)
+        one, zp128 = self.const("one_s", np.float32(1)), self.const("zp128", np.uint8(128))
+        inputs = [q, self.const("wq", wq), one, self.const("ws", scale), zp128]
         f = self.node("MatMulIntegerToFloat", inputs, "F", domain="com.microsoft")
-        return self.node("Add", [self.node("Mul", [f, s_col], "sF"), rank], "y2")
+        scaled = self.node("Mul", [f, s_col], "sF")
+        # Gemm: the rank-(k+2) MatMul and the Add in one pass over [R, N]
+        return self.node("Gemm", [rank_in, self.const("wr", w_rank), scaled], "y2")
 
     def _hand_back(self, y: str, members: list[Member]) -> None:
         from onnx import helper
