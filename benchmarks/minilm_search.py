@@ -5,7 +5,9 @@ Builds each candidate from one TorchScript export (raw.onnx) and its transformer
 fusions (fused.onnx, fused-noattn.onnx), then prints one table: p50 at batch 1 / length 128 /
 1 thread (interleaved with the float ONNX model, and the ratio to it), mean / min cosine to
 the torch fp32 embeddings and nearest-neighbour agreement over the 514 test sentences
-(each at batch 1, its own length).
+(each at batch 1, its own length; ``--split val`` for the 256 validation sentences, which is
+how int8-token's 8 outlier channels were chosen). The ``token-int8*`` candidates are
+edgecompress's int8-token pass (edgecompress/exporters/onnx_token_int8.py).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from edgecompress.cli_common import (
 SCHEMES = [
     "int8-static",
     "int8-dynamic",
+    "int8-token",
     "int8-weight-only",
     "int4-weight-only",
     "fp16",
@@ -35,6 +36,7 @@ FORMAT_SCHEMES = {
         "int8-dynamic": "int8-dynamic",
         "int8-weight-only": "int8-dynamic",
         "int4-weight-only": None,
+        "int8-token": None,  # an ONNX graph rewrite (per-token scales at run time)
     },
 }
 
@@ -47,7 +49,9 @@ FORMAT_SCHEMES = {
     "schemes",
     multiple=True,
     type=click.Choice(SCHEMES),
-    help="Also write this quantized variant (repeatable); the float one is always written.",
+    help="Also write this quantized variant (repeatable); the float one is always written. "
+    "int8-token (ONNX, transformers): per-token int8 activations, float outlier channels, "
+    "GPTQ int8 weights.",
 )
 @click.option("--data", help="Dataset for calibration and validation (default: the task's).")
 @click.option(

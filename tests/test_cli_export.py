@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import edgecompress.zoo
@@ -62,20 +63,12 @@ def test_unknown_scheme_exits_2(tmp_path):
     assert "int3" in result.output
 
 
-def test_scheme_the_format_cannot_realise_exits_2(tmp_path):
-    args = [
-        "export",
-        "tflite",
-        WEIGHTS,
-        *FACTORY,
-        "--quantize",
-        "int4-weight-only",
-        "-o",
-        str(tmp_path / "o"),
-    ]
+@pytest.mark.parametrize("scheme", ["int4-weight-only", "int8-token"])
+def test_scheme_the_format_cannot_realise_exits_2(tmp_path, scheme):
+    args = ["export", "tflite", WEIGHTS, *FACTORY, "--quantize", scheme, "-o", str(tmp_path / "o")]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output
-    assert "int4-weight-only" in result.output
+    assert scheme in result.output
     assert not (tmp_path / "o").exists()
 
 
