@@ -206,18 +206,19 @@ def _splice(model, groups: dict[str, list[Target]], built: list) -> None:
     del graph.node[:]
     graph.node.extend(nodes)
     graph.initializer.extend(i for b in built for i in b.inits)
+    _drop_unused_initializers(graph)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        from onnx import helper
+
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+
+
+def _drop_unused_initializers(graph) -> None:
+    """Remove the initializers no node reads any more (the replaced float weights)."""
     used = {name for node in graph.node for name in node.input}
     keep = [i for i in graph.initializer if i.name in used]
     del graph.initializer[:]
     graph.initializer.extend(keep)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(onnx_opset("com.microsoft", 1))
-
-
-def onnx_opset(domain: str, version: int):
-    from onnx import helper
-
-    return helper.make_opsetid(domain, version)
 
 
 def quantize_embedding_tables(model, min_rows: int = 256) -> int:
@@ -253,8 +254,5 @@ def quantize_embedding_tables(model, min_rows: int = 256) -> int:
         replaced += 1
     del graph.node[:]
     graph.node.extend(nodes)
-    used = {name for n in graph.node for name in n.input}
-    keep = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
+    _drop_unused_initializers(graph)
     return replaced
