@@ -145,7 +145,7 @@ def candidates(files: dict[str, Path], work: Path, calib: list[dict]) -> dict:
         "token-int8": lambda: token(files["raw"], w / "token-embq.onnx", calib, gather=True),
         "token-int8-rtn": lambda: token(files["raw"], w / "token-rtn.onnx", calib, gptq=False),
         "token-int8-k0": lambda: token(files["raw"], w / "token-k0.onnx", calib, outliers=0),
-        "token-int8-k8": lambda: token(files["raw"], w / "token-k8.onnx", calib, True, outliers=8),
+        "token-int8-k4": lambda: token(files["raw"], w / "token-k4.onnx", calib, True, outliers=4),
         "token-int8-k16": lambda: token(
             files["raw"], w / "token-k16.onnx", calib, True, outliers=16
         ),
@@ -161,13 +161,18 @@ def candidates(files: dict[str, Path], work: Path, calib: list[dict]) -> dict:
     }
 
 
-def token(src: Path, dst: Path, feeds, gather=False, gptq=True, outliers=4) -> Path:
+def token(src: Path, dst: Path, feeds, gather=False, gptq=True, outliers=8) -> Path:
     """int8-token (edgecompress/exporters/onnx_token_int8.py); ``gather``: the embedding
     tables to int8 too (one scale per row)."""
     from edgecompress.exporters.onnx_token_int8 import quantize_token_int8
 
     quantize_token_int8(
-        src, dst, feeds, outlier_channels=outliers, use_gptq=gptq, embeddings=gather
+        src,
+        dst,
+        feeds,
+        outlier_channels=outliers,
+        use_gptq=gptq,
+        embeddings=gather,
     )
     return dst
 
@@ -210,7 +215,7 @@ def main(argv=None) -> int:
     base = sc.ort_run(sc.ort_session(files["raw"], threads=1))
     print(
         f"{'candidate':24} {'p50':>7} {'base':>7} {'ratio':>6} {'mean':>7} {'min':>7} "
-        f"{'agree':>6} {'MiB':>6}",
+        f"{'agree':>6} {'MiB':>6} {'1-cos':>8}",
         flush=True,
     )
     for name in names:
@@ -221,7 +226,8 @@ def main(argv=None) -> int:
         p, b = sc.percentiles(times["c"])["p50"], sc.percentiles(times["b"])["p50"]
         print(
             f"{name:24} {p:7.2f} {b:7.2f} {p / b:6.3f} {quality['mean_cos']:7.4f} "
-            f"{quality['min_cos']:7.4f} {quality['agreement']:6.3f} {quality['mib']:6.1f}",
+            f"{quality['min_cos']:7.4f} {quality['agreement']:6.3f} {quality['mib']:6.1f} "
+            f"{1 - quality['mean_cos']:8.2e}",
             flush=True,
         )
     return 0
