@@ -141,8 +141,8 @@ def candidates(files: dict[str, Path], work: Path, calib: list[dict]) -> dict:
         "nbits8-b32-acc4-raw": lambda: nbits(files["raw"], w / "nb8-b32-raw.onnx", 8, 32, 4),
         "nbits8-b128-acc4-raw": lambda: nbits(files["raw"], w / "nb8-b128-raw.onnx", 8, 128, 4),
         "static-qdq-pc": lambda: static_qdq(fn, w / "static-qdq.onnx", calib),
-        "token-int8-fp32emb": lambda: token(files["raw"], w / "token.onnx", calib),
-        "token-int8": lambda: token(files["raw"], w / "token-embq.onnx", calib, gather=True),
+        "token-int8-fp32emb": lambda: token(files["raw"], w / "token.onnx", calib, gather=False),
+        "token-int8": lambda: token(files["raw"], w / "token-embq.onnx", calib),
         "token-int8-rtn": lambda: token(files["raw"], w / "token-rtn.onnx", calib, gptq=False),
         "token-int8-k0": lambda: token(files["raw"], w / "token-k0.onnx", calib, outliers=0),
         "token-int8-k4": lambda: token(files["raw"], w / "token-k4.onnx", calib, True, outliers=4),
@@ -161,9 +161,9 @@ def candidates(files: dict[str, Path], work: Path, calib: list[dict]) -> dict:
     }
 
 
-def token(src: Path, dst: Path, feeds, gather=False, gptq=True, outliers=8) -> Path:
-    """int8-token (edgecompress/exporters/onnx_token_int8.py); ``gather``: the embedding
-    tables to int8 too (one scale per row)."""
+def token(src: Path, dst: Path, feeds, gather=True, gptq=True, outliers=8) -> Path:
+    """int8-token (edgecompress/exporters/onnx_token_int8.py) as the exporter runs it;
+    ``gather`` False: the embedding tables stay float."""
     from edgecompress.exporters.onnx_token_int8 import quantize_token_int8
 
     quantize_token_int8(
