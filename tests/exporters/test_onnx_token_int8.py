@@ -214,3 +214,26 @@ def test_minilm_int8_token_is_near_float_and_small(minilm_dir, tmp_path):
     # measured 0.9998 / 0.9994 (dynamic int8: 0.9934 / 0.9813)
     assert token.validation["cosine"] >= 0.9995 and token.validation["min_cosine"] >= 0.998
     assert token.size_bytes < 25 * 2**20  # 90.3 MB float -> ~23 MiB
+
+
+@pytest.mark.slow
+def test_int8_token_runs_in_a_py311_lambda_zip(tiny_bert_dir, tmp_path):
+    """onnxruntime 1.16.3 (python3.11 / Amazon Linux 2) loads and runs the rewritten graph."""
+    from edgecompress.context import RunContext
+    from edgecompress.data import load_sentences
+    from edgecompress.exporters.lambda_bundle import build_lambda_zip
+    from edgecompress.exporters.onnx import OnnxConfig, export_onnx
+    from edgecompress.loaders import load_hf
+    from edgecompress.model import TaskKind, TaskSpec
+
+    task = TaskSpec(kind=TaskKind.embedding, data="sentences", metric="cosine")
+    bundle = load_hf(tiny_bert_dir, task)
+    ctx = RunContext(load_sentences(), tmp_path)
+    (token,) = export_onnx(bundle, OnnxConfig(quantize=["int8-token"]), ctx, tmp_path / "out")
+    built = build_lambda_zip(
+        token.path, bundle.io, task, tmp_path / "zip", "x86_64", "3.11", tokenizer_dir=tiny_bert_dir
+    )
+    assert built.versions["onnxruntime"] == "1.16.3"
+    assert built.self_check["passed"] is True
+    events = {e["event"]: e for e in built.self_check["events"]}
+    assert events["direct texts"]["min_cosine"]["sentence_embedding"] >= 0.999
