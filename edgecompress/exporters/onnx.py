@@ -239,11 +239,12 @@ class _Job:
             shutil.copyfile(self.float_path, path)
             return {}
         if scheme == "int8-token":
-            return self._token_int8(path)
-        spec = spec_for(self.bundle, self.config, scheme)
-        exclude = oq.excluded_nodes(self.float_path, spec.keep_float)
-        details = {"quant_spec": spec.to_dict()}
-        details.update(self._quantize(scheme, spec, path, exclude))
+            details = self._token_int8(path)
+        else:
+            spec = spec_for(self.bundle, self.config, scheme)
+            exclude = oq.excluded_nodes(self.float_path, spec.keep_float)
+            details = {"quant_spec": spec.to_dict()}
+            details.update(self._quantize(scheme, spec, path, exclude))
         if self.config.compact_names and scheme.startswith("int8"):
             details.update(oq.compact_names(path))
         return details
@@ -286,8 +287,6 @@ class _Job:
                 self.config.gptq,
             )
         )
-        if self.config.compact_names:
-            details.update(oq.compact_names(path))
         return details
 
     def _nbits(self, bits: int, spec: QuantSpec, path: Path) -> dict:
