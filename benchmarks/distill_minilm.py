@@ -51,19 +51,20 @@ def embed_and_time(folder: Path, texts: list[str]):
     from edgecompress.loaders import load_hf
     from edgecompress.metrics import predict
     from edgecompress.model import TaskKind, TaskSpec
+    from edgecompress.runtimes import torch_run
 
     torch.set_num_threads(1)
     bundle = load_hf(folder, TaskSpec(TaskKind.embedding, "sentences", "cosine", 128))
-    emb = predict(bundle.torch_run, bundle, Split(texts=texts), batch_size=32)
+    emb = predict(torch_run(bundle), bundle, Split(texts=texts), batch_size=32)
     feeds = {k: np.ascontiguousarray(v[:1, :128]) for k, v in bundle.example_inputs.items()}
     feeds = {k: np.pad(v, ((0, 0), (0, 128 - v.shape[1]))) for k, v in feeds.items()}
     feeds["attention_mask"][:] = 1
     for _ in range(5):
-        bundle.torch_run(feeds)
+        torch_run(bundle)(feeds)
     times = []
     for _ in range(30):
         start = time.perf_counter()
-        bundle.torch_run(feeds)
+        torch_run(bundle)(feeds)
         times.append((time.perf_counter() - start) * 1e3)
     return emb, float(np.median(times)), bundle.param_count()
 

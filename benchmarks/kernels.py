@@ -116,7 +116,6 @@ def main() -> int:
         return 0
     import triton
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
     gpu = torch.cuda.get_device_name()
     peaks = device_peaks(gpu)
     lines, make = _header(gpu), _kernels()

@@ -12,17 +12,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from edgecompress.exporters.lambda_bundle import build_lambda_zip, measure_cold_start  # noqa: E402
-from edgecompress.exporters.lambda_sizes import mib  # noqa: E402
+from bench_helpers import minilm_int8_onnx  # noqa: E402
+
+from edgecompress.awslambda.bundle import build_lambda_zip, measure_cold_start  # noqa: E402
+from edgecompress.awslambda.sizes import mib  # noqa: E402
 from edgecompress.model import TaskKind, TaskSpec  # noqa: E402
-from tests.exporters.lambda_models import minilm_int8_onnx  # noqa: E402
 
 
 def main() -> None:

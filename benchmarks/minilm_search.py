@@ -7,7 +7,7 @@ fusions (fused.onnx, fused-noattn.onnx), then prints one table: p50 at batch 1 /
 the torch fp32 embeddings and nearest-neighbour agreement over the 514 test sentences
 (each at batch 1, its own length; ``--split val`` for the 256 validation sentences, which is
 how int8-token's 8 outlier channels were chosen). The ``token-int8*`` candidates are
-edgecompress's int8-token pass (edgecompress/exporters/onnx_token_int8.py).
+edgecompress's int8-token pass (edgecompress/exporters/onnx/token_int8.py).
 """
 
 from __future__ import annotations
@@ -17,17 +17,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
+import bench_helpers as sc  # noqa: E402
 import numpy as np  # noqa: E402
-
-from edgecompress import showcase as sc  # noqa: E402
 
 
 def base_files(bundle, work: Path) -> dict[str, Path]:
     """raw.onnx (TorchScript export), fused.onnx and fused-noattn.onnx (ORT transformer fusions)."""
-    from edgecompress.exporters.onnx_export import export_module
-    from edgecompress.exporters.onnx_optimize import fuse_transformer, transformer_config
+    from edgecompress.exporters.onnx.export import export_module
+    from edgecompress.exporters.onnx.optimize import fuse_transformer, transformer_config
 
     files = {k: work / f"{k}.onnx" for k in ("raw", "fused", "fused-noattn")}
     if not files["raw"].exists():
@@ -162,9 +160,9 @@ def candidates(files: dict[str, Path], work: Path, calib: list[dict]) -> dict:
 
 
 def token(src: Path, dst: Path, feeds, gather=True, gptq=True, outliers=8) -> Path:
-    """int8-token (edgecompress/exporters/onnx_token_int8.py) as the exporter runs it;
+    """int8-token (edgecompress/exporters/onnx/token_int8.py) as the exporter runs it;
     ``gather`` False: the embedding tables stay float."""
-    from edgecompress.exporters.onnx_token_int8 import quantize_token_int8
+    from edgecompress.exporters.onnx.token_int8 import quantize_token_int8
 
     quantize_token_int8(
         src,

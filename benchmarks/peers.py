@@ -21,13 +21,10 @@ from pathlib import Path
 os.environ.setdefault("USE_TF", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
+import bench_helpers as sc  # noqa: E402
 import peers_report  # noqa: E402
 import peers_variants as pv  # noqa: E402
-
-from edgecompress import showcase as sc  # noqa: E402
 
 INPUT_SETS = ("b1-L128", "b1-real")
 

@@ -6,7 +6,7 @@ import datetime
 import platform
 from importlib import metadata
 
-from edgecompress import showcase as sc
+import bench_helpers as sc
 
 PACKAGES = (
     "torch",

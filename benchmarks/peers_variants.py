@@ -11,9 +11,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bench_helpers as sc
 import numpy as np
-
-from edgecompress import showcase as sc
 
 LABELS = {
     "a": "(a) torch fp32 eager",
@@ -96,7 +95,7 @@ def build_a(bundle, work, ctx) -> Variant:
 
 
 def build_b(bundle, work, ctx) -> Variant:
-    from edgecompress.exporters.onnx_export import export_module
+    from edgecompress.exporters.onnx.export import export_module
 
     path = work / "b-fp32.onnx"
     export_module(bundle, bundle.module, path, 17, "torchscript")
@@ -162,7 +161,7 @@ TFLITE_SCRIPT = """
 import sys
 from pathlib import Path
 import onnx2tf
-from edgecompress.exporters.tflite_convert import convert
+from edgecompress.exporters.tflite.convert import convert
 src, saved, dst = (Path(a) for a in sys.argv[1:4])
 onnx2tf.convert(input_onnx_file_path=str(src), output_folder_path=str(saved),
                 output_signaturedefs=True, copy_onnx_input_output_names_to_tflite=True,
@@ -231,10 +230,10 @@ def build_g(bundle, work, ctx) -> Variant:
     """Ours, as recipes/minilm-lambda.yaml configures the ONNX exporter: TorchScript export ->
     onnxruntime basic optimisation -> int8-token (per-token int8 activations, 8 outlier
     channels per MatMul input in float, GPTQ int8 weights, int8 embedding rows), calibrated
-    on 128 train sentences (edgecompress/exporters/onnx_token_int8.py)."""
+    on 128 train sentences (edgecompress/exporters/onnx/token_int8.py)."""
     from edgecompress.data import load_sentences
-    from edgecompress.exporters import onnx_quantize as oq
-    from edgecompress.exporters.onnx_token_int8 import quantize_token_int8
+    from edgecompress.exporters.onnx import quantize as oq
+    from edgecompress.exporters.onnx.token_int8 import quantize_token_int8
 
     path = work / "model.int8-token.onnx"
     calib = sc.single_feeds(bundle, load_sentences().train.texts[:128])
@@ -254,7 +253,7 @@ def build_g(bundle, work, ctx) -> Variant:
 def build_h(bundle, work, ctx) -> Variant:
     """Ours, speed-first: the same basic-optimised graph -> onnxruntime dynamic int8,
     per-channel S8 weights, DefaultTensorType FLOAT (the recipe before int8-token)."""
-    from edgecompress.exporters import onnx_quantize as oq
+    from edgecompress.exporters.onnx import quantize as oq
 
     path = work / "model.int8.onnx"
     oq.quantize_dynamic(_basic(ctx, work), path, per_channel=True, exclude=[])
@@ -264,7 +263,7 @@ def build_h(bundle, work, ctx) -> Variant:
 
 def _basic(ctx, work: Path) -> Path:
     """The TorchScript export after onnxruntime's basic optimisation (shared by g and h)."""
-    from edgecompress.exporters.onnx_optimize import ort_optimize
+    from edgecompress.exporters.onnx.optimize import ort_optimize
 
     basic = work / "g-basic.onnx"
     if not basic.exists():
@@ -274,9 +273,9 @@ def _basic(ctx, work: Path) -> Path:
 
 def lambda_zip(bundle, path: Path, work: Path) -> tuple[int | None, str]:
     try:
-        from edgecompress.exporters.lambda_bundle import build_lambda_zip
+        from edgecompress.awslambda.bundle import build_lambda_zip
     except ImportError:
-        return None, "zip: edgecompress.exporters.lambda_bundle not available"
+        return None, "zip: edgecompress.awslambda.bundle not available"
     try:
         built = build_lambda_zip(
             path,

@@ -42,7 +42,7 @@ def original_fp32_tflite_bytes(work: Path) -> int:
     """Size of the original (uncompressed) digits CNN as an fp32 TFLite file."""
     from edgecompress.context import RunContext
     from edgecompress.data import load_digits
-    from edgecompress.exporters.tflite import TFLiteConfig, export_tflite
+    from edgecompress.exporters.tflite.exporter import TFLiteConfig, export_tflite
     from edgecompress.loaders import load_factory
     from edgecompress.model import TaskSpec
 
@@ -60,7 +60,7 @@ def check(ok: bool) -> str:
 
 
 def minilm_lines(manifest: dict, out: Path, cold_runs: int) -> list[str]:
-    from edgecompress.benchmarks.coldstart import cold_start_zip
+    from edgecompress.measure.coldstart import cold_start_zip
 
     zips = {z["arch"]: z for z in manifest["lambda"]}
     arm, host = zips["arm64"], zips["x86_64"]
@@ -120,7 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold-runs", type=int, default=5)
     args = parser.parse_args()
-    from edgecompress.benchmarks.report import machine_info
+    from edgecompress.report.report import machine_info
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

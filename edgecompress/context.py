@@ -10,6 +10,7 @@ import numpy as np
 from edgecompress.data import DataSplits, Split
 from edgecompress.metrics import evaluate
 from edgecompress.model import ModelBundle
+from edgecompress.runtimes import torch_run
 
 
 @dataclass
@@ -29,14 +30,14 @@ class RunContext:
         return self.data.test.take(self.eval_samples)
 
     def set_baseline(self, bundle: ModelBundle) -> dict:
-        metric, outputs = evaluate(bundle.torch_run, bundle, self.eval_split)
+        metric, outputs = evaluate(torch_run(bundle), bundle, self.eval_split)
         self.baseline, self.reference_outputs = metric, outputs
         self.original = bundle.replace()
         return metric
 
     def evaluate_bundle(self, bundle: ModelBundle) -> dict:
         """The task metric of a torch model on the eval split, against the baseline."""
-        return evaluate(bundle.torch_run, bundle, self.eval_split, self.reference_outputs)[0]
+        return evaluate(torch_run(bundle), bundle, self.eval_split, self.reference_outputs)[0]
 
     def evaluate_runner(self, runner, bundle: ModelBundle) -> tuple[dict, np.ndarray]:
         """Metric and raw outputs of any Runner (onnxruntime, LiteRT) on the eval split."""

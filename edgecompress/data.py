@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgecompress.errors import DataError
+from edgecompress.imports import import_object
 
 DEFAULT_SEED = 0
 
@@ -143,7 +144,6 @@ def load_dataset(spec: str, seed: int = DEFAULT_SEED) -> DataSplits:
     if ":" not in spec:
         known = ", ".join(sorted(BUILTIN_DATASETS))
         raise DataError(f"unknown dataset {spec!r}: use a built-in ({known}) or 'pkg.module:fn'")
-    from edgecompress.imports import import_object
 
     loader = import_object(spec, what="dataset")
     result = loader()

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from edgecompress.errors import ModelLoadError
+from edgecompress.paths import cache_dir
 
 # transformers imports TensorFlow (~5 s) when it is installed unless told not to.
 os.environ.setdefault("USE_TF", "0")
@@ -65,8 +66,6 @@ def ensure_tokenizer_json(folder: Path) -> Path:
     if (folder / "tokenizer.json").exists():
         return folder
     from transformers import AutoTokenizer
-
-    from edgecompress.paths import cache_dir
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)

@@ -91,11 +91,6 @@ class ModelBundle:
     def clone_module(self):
         return copy.deepcopy(self.module)
 
-    def torch_run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from edgecompress.runtimes import TorchRunner
-
-        return TorchRunner(self.module, self.io).run(feeds)
-
     def feeds(self, batch) -> dict[str, np.ndarray]:
         """Model feeds for a data ``Split`` batch (tokenized for text models)."""
         if batch.texts is not None:

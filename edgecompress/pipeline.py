@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecompress import __version__
+from edgecompress import __version__, loaders
 from edgecompress.context import RunContext
 from edgecompress.data import load_dataset
 from edgecompress.errors import CompressorError, GateError
@@ -17,6 +17,7 @@ from edgecompress.outdir import atomic_dir, sha256_file
 from edgecompress.progress import log
 from edgecompress.recipe import Recipe
 from edgecompress.registry import COMPRESSORS, EXPORTERS
+from edgecompress.stages import package_and_report
 
 
 @dataclass
@@ -30,7 +31,6 @@ class RunResult:
 
 
 def load_bundle(recipe: Recipe) -> ModelBundle:
-    from edgecompress import loaders
 
     m, task, base = recipe.model, recipe.task.spec(), recipe.base_dir
     if m.factory:
@@ -135,6 +135,5 @@ def run_recipe(recipe: Recipe, out: Path, force: bool = False) -> RunResult:
 
 def _package_and_report(recipe, bundle, ctx, work, variants, original) -> dict:
     """Lambda zips, benchmarks, reports and gates."""
-    from edgecompress.stages import package_and_report
 
     return package_and_report(recipe, bundle, ctx, work, variants, original)

@@ -115,7 +115,7 @@ COMPRESSORS = Registry(
 EXPORTERS = Registry(
     "exporter",
     "edgecompress.exporters",
-    ("edgecompress.exporters.onnx", "edgecompress.exporters.tflite"),
+    ("edgecompress.exporters.onnx.exporter", "edgecompress.exporters.tflite.exporter"),
 )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from edgecompress.iospec import IOSpec
+from edgecompress.loaders import load_onnx
+from edgecompress.model import ModelBundle, TaskSpec
 
 
 class Runner(Protocol):
@@ -46,6 +49,11 @@ class TorchRunner:
         }
 
 
+def torch_run(bundle: ModelBundle) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """The bundle's torch module as a feeds -> outputs function."""
+    return TorchRunner(bundle.module, bundle.io).run
+
+
 class OnnxRunner:
     """onnxruntime on the CPU provider; ``threads`` sets intra-op threads (0 = ORT's default)."""
 
@@ -57,9 +65,6 @@ class OnnxRunner:
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         if io is None:
-            from edgecompress.loaders import load_onnx
-            from edgecompress.model import TaskSpec
-
             io = load_onnx(Path(path), TaskSpec()).io
         self.io = io
         self._names = [o.name for o in self.session.get_outputs()]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from edgecompress.awslambda.bundle import build_lambda_zip
 from edgecompress.errors import CompressError
+from edgecompress.measure.suite import benchmark_and_report
 from edgecompress.progress import log
+from edgecompress.report.report import write_report
 
 
 def choose_variant(variants, wanted: str | None):
@@ -24,7 +27,6 @@ def build_zips(recipe, bundle, ctx, work, variants) -> list[dict]:
     section = recipe.package.lambda_
     if section is None or not variants:
         return []
-    from edgecompress.exporters.lambda_bundle import build_lambda_zip
 
     variant = choose_variant(variants, section.variant)
     zips = []
@@ -56,9 +58,6 @@ def package_and_report(recipe, bundle, ctx, work, variants, original=None) -> di
     zips = build_zips(recipe, bundle, ctx, work, variants)
     result: dict = {"lambda": zips}
     if variants:
-        from edgecompress.benchmarks.report import write_report
-        from edgecompress.benchmarks.suite import benchmark_and_report
-
         result.update(
             benchmark_and_report(recipe, bundle, ctx, work, variants, zips=zips, original=original)
         )

@@ -111,3 +111,10 @@ def write_recipe(tmp_path):
         return path
 
     return write
+
+
+# Benchmark fixtures (session-scoped: one digits run shared by measure/, report/ and cli/ tests).
+from tests import bench_fixtures as _fx  # noqa: E402
+
+bench_bundle, bench_data, bench_onnx = _fx.bench_bundle, _fx.bench_data, _fx.bench_onnx
+bench_onnx_int8, bench_zip, digits_run = _fx.bench_onnx_int8, _fx.bench_zip, _fx.digits_run

@@ -9,6 +9,7 @@ import torch
 from edgecompress.errors import ModelLoadError
 from edgecompress.loaders import load_factory, load_hf, load_onnx, load_path, load_pt2
 from edgecompress.model import TaskKind, TaskSpec
+from edgecompress.runtimes import torch_run
 from tests.conftest import DIGITS_WEIGHTS
 
 
@@ -39,8 +40,8 @@ def test_pt2_round_trip(tmp_path, digits_bundle):
     torch.export.save(program, str(tmp_path / "m.pt2"))
     bundle = load_pt2(tmp_path / "m.pt2", TaskSpec())
     x = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)
-    got = bundle.torch_run({bundle.io.input_names[0]: x})
-    want = digits_bundle.torch_run({"image": x})
+    got = torch_run(bundle)({bundle.io.input_names[0]: x})
+    want = torch_run(digits_bundle)({"image": x})
     np.testing.assert_allclose(next(iter(got.values())), want["logits"], atol=1e-5)
     assert bundle.io.inputs[0].shape[0] == "batch"
 
@@ -55,7 +56,7 @@ def test_hf_folder_embeds_sentences(tiny_bert_dir):
     bundle = load_hf(tiny_bert_dir, TaskSpec(TaskKind.embedding, "sentences", "cosine"))
     from edgecompress.data import Split
 
-    out = bundle.torch_run(bundle.feeds(Split(texts=["A short one.", "A longer sentence here."])))
+    out = torch_run(bundle)(bundle.feeds(Split(texts=["A short one.", "A longer sentence here."])))
     emb = out["sentence_embedding"]
     assert emb.shape == (2, 32)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)

@@ -17,7 +17,10 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from edgecompress.compressors.common import first_output, metric_stats, size_bytes, to_torch
+from edgecompress.compressors.distill_train import train_student
 from edgecompress.errors import CompressorError
+from edgecompress.imports import import_object
+from edgecompress.loaders import load_state_dict, resolve_path
 from edgecompress.registry import StepConfig, register_compressor
 
 
@@ -104,7 +107,6 @@ def build_student(bundle, config: DistillConfig) -> tuple[nn.Module, dict]:
         return derive_encoder_student(bundle.module, config.layers), {"layers": config.layers}
     if config.student == CURRENT_STUDENT:
         return copy.deepcopy(bundle.module), {"student": "current", "teacher": "original"}
-    from edgecompress.imports import import_object
 
     factory = import_object(config.student, what="distill.student")
     try:
@@ -112,8 +114,6 @@ def build_student(bundle, config: DistillConfig) -> tuple[nn.Module, dict]:
     except Exception as exc:
         raise CompressorError(f"distill: student factory {config.student}() failed: {exc}") from exc
     if config.student_weights:
-        from edgecompress.loaders import load_state_dict, resolve_path
-
         student.load_state_dict(load_state_dict(resolve_path(config.student_weights)))
     return student, {"student": config.student}
 
@@ -132,7 +132,6 @@ def _check_shapes(bundle, student: nn.Module) -> None:
 @register_compressor("distill", DistillConfig)
 def distill(bundle, config: DistillConfig, ctx):
     """Distil the model into a smaller student (KL + task loss, or embedding matching)."""
-    from edgecompress.compressors.distill_train import train_student
 
     if bundle.module is None:
         raise CompressorError("distill needs a torch teacher model (this bundle is ONNX-only)")

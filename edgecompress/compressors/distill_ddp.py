@@ -16,6 +16,12 @@ import shutil
 import sys
 from pathlib import Path
 
+from edgecompress.compressors.distill import DistillConfig, distill
+from edgecompress.context import RunContext
+from edgecompress.data import load_dataset
+from edgecompress.loaders import load_hf
+from edgecompress.model import TaskKind, TaskSpec
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m edgecompress.compressors.distill_ddp")
@@ -36,11 +42,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> dict:
     os.environ.setdefault("USE_TF", "0")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from edgecompress.compressors.distill import DistillConfig, distill
-    from edgecompress.context import RunContext
-    from edgecompress.data import load_dataset
-    from edgecompress.loaders import load_hf
-    from edgecompress.model import TaskKind, TaskSpec
 
     task = TaskSpec(TaskKind.embedding, args.data, "cosine", args.max_length)
     bundle = load_hf(args.teacher_hf, task)

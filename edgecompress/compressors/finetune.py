@@ -12,8 +12,10 @@ from torch import nn
 
 from edgecompress.compressors.common import first_output, shuffled_batches, to_torch
 from edgecompress.errors import CompressorError
+from edgecompress.metrics import higher_is_better, predict, score
 from edgecompress.model import ModelBundle, TaskKind
 from edgecompress.progress import progress
+from edgecompress.runtimes import TorchRunner
 
 
 def task_loss(bundle: ModelBundle, out: torch.Tensor, batch, reference=None) -> torch.Tensor:
@@ -75,8 +77,6 @@ def _keep_best(module: nn.Module, bundle: ModelBundle, ctx, best: tuple, needs_l
     """(score, state) of the best epoch so far on the val split (labelled tasks only)."""
     if not needs_labels or len(ctx.data.val) == 0:
         return best
-    from edgecompress.metrics import higher_is_better, predict, score
-    from edgecompress.runtimes import TorchRunner
 
     module.eval()
     outputs = predict(TorchRunner(module, bundle.io).run, bundle, ctx.data.val)

@@ -17,6 +17,8 @@ from edgecompress.compressors.common import (
     to_torch,
 )
 from edgecompress.compressors.finetune import finetune
+from edgecompress.compressors.heads import prune_heads
+from edgecompress.compressors.structured import apply_plans, find_plans
 from edgecompress.errors import CompressorError
 from edgecompress.registry import StepConfig, register_compressor
 
@@ -108,15 +110,11 @@ def _prune_module(bundle, config: PruneConfig) -> tuple[object, dict]:
     module = bundle.clone_module()
     stats: dict = {"method": config.method.value, "amount": config.amount}
     if config.method == PruneMethod.structured:
-        from edgecompress.compressors.structured import apply_plans, find_plans
-
         plans = find_plans(module, to_torch(bundle, bundle.example_inputs))
         if not plans:
             raise CompressorError("structured pruning: no prunable Conv/Linear chain found")
         stats["layers"] = apply_plans(module, plans, config.amount, config.norm.value)
     elif config.method == PruneMethod.heads:
-        from edgecompress.compressors.heads import prune_heads
-
         stats["layers"] = prune_heads(module, config.amount)
     else:
         stats["scope"] = config.scope.value if config.method == PruneMethod.unstructured else None

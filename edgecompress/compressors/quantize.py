@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from edgecompress.compressors.common import PRUNABLE, metric_stats, size_bytes, to_torch
+from edgecompress.compressors.common import (
+    PRUNABLE,
+    metric_stats,
+    replace_submodule,
+    size_bytes,
+    to_torch,
+)
+from edgecompress.compressors.quantize_static import apply_static
+from edgecompress.compressors.sensitivity import report
 from edgecompress.errors import CompressorError
 from edgecompress.metrics import metric_drop
 from edgecompress.quantspec import CalibrationMethod, QuantScheme, QuantSpec
@@ -84,7 +92,6 @@ def _targets(module) -> dict:
 def _quantize_linears(module, spec: QuantSpec, kept: dict) -> list[str]:
     from torch import nn
 
-    from edgecompress.compressors.common import replace_submodule
     from edgecompress.kernels import QuantLinear
 
     done = []
@@ -105,8 +112,6 @@ def _quantize_linears(module, spec: QuantSpec, kept: dict) -> list[str]:
 def realise(bundle, spec: QuantSpec, config: QuantizeConfig, batches) -> tuple[object, dict]:
     """The torch realisation of ``spec`` on a copy of the bundle's module, plus its facts."""
     import torch
-
-    from edgecompress.compressors.quantize_static import apply_static
 
     module = bundle.clone_module().eval()
     layers = {n: m for n, m in module.named_modules() if isinstance(m, PRUNABLE)}
@@ -143,7 +148,6 @@ def stored_bytes(module, spec: QuantSpec, quantized: list[str]) -> int:
 
 def trial(bundle, ctx, config: QuantizeConfig, spec: QuantSpec, batches, before: dict):
     """Quantize with ``spec``; (new bundle, stats) with metric, drop and sensitivity."""
-    from edgecompress.compressors.sensitivity import report
 
     module, info = realise(bundle, spec, config, batches)
     new = bundle.replace(module=module, quant_spec=spec, float_module=bundle.module)

@@ -14,6 +14,7 @@ from edgecompress.errors import ValidationError
 from edgecompress.metrics import cosine_rows, metric_drop, predict, score, sqnr_db
 from edgecompress.model import ModelBundle, TaskKind
 from edgecompress.registry import StepConfig
+from edgecompress.runtimes import TorchRunner
 
 FLOAT_SCHEMES = ("fp32",)
 
@@ -116,7 +117,6 @@ def _breaches(result: dict, metric_name: str) -> list[str]:
 
 def torch_reference(module, bundle: ModelBundle, ctx) -> np.ndarray:
     """The torch module's outputs on the eval split (what every file is compared to)."""
-    from edgecompress.runtimes import TorchRunner
 
     return predict(TorchRunner(module, bundle.io).run, bundle, ctx.eval_split)
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from edgecompress.compressors.distill import DistillConfig, derive_encoder_student, distill
+from edgecompress.runtimes import torch_run
 
 
 def test_digits_student_keeps_97_percent(digits_bundle, run_ctx, tmp_path):
@@ -92,7 +93,7 @@ def test_torchrun_two_processes(tiny_bert_dir, tmp_path):
 
     student = load_hf(out, TaskSpec(kind=TaskKind.embedding, data="sentences", metric="cosine"))
     assert len(student.module.model.encoder.layer) == 3
-    emb = student.torch_run(student.feeds(_texts(["A short sentence.", "Another one here."])))
+    emb = torch_run(student)(student.feeds(_texts(["A short sentence.", "Another one here."])))
     vec = next(iter(emb.values()))
     assert vec.shape == (2, 32) and abs(float((vec**2).sum(1).mean()) - 1.0) < 1e-4
 

@@ -1,0 +1,339 @@
+"""AWS Lambda deploy zip: handler + model + runtime deps vendored for the target, trimmed,
+reproducible (sorted entries, 1980-01-01 timestamps, fixed modes, fixed deflate level), checked
+against the size budget, and self-checked under awslambdaric where the host can run it.
+
+Public API: ``build_lambda_zip(...) -> LambdaZip`` and ``measure_cold_start(zip_path, runs)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgecompress import __version__
+from edgecompress.awslambda import checks as lambda_checks
+from edgecompress.awslambda import sizes as lambda_sizes
+from edgecompress.awslambda import trim as lambda_trim
+from edgecompress.awslambda import wheels as lambda_wheels
+from edgecompress.awslambda.checks import measure_cold_start  # noqa: F401 (public API)
+from edgecompress.awslambda.onnx_compat import adapt_model
+from edgecompress.awslambda.target import Target
+from edgecompress.errors import ExportError
+from edgecompress.iospec import IOSpec, TensorSpec
+from edgecompress.model import TaskKind, TaskSpec
+from edgecompress.outdir import sha256_file
+
+ZIP_LEVEL = 9
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+TEMPLATES = Path(__file__).parent / "templates"
+MAX_BATCH = 64
+
+
+@dataclass
+class LambdaZip:
+    path: Path
+    sha256: str
+    zipped_bytes: int
+    unzipped_bytes: int
+    arch: str
+    python: str
+    runtime: str  # "onnxruntime" | "litert"
+    breakdown: dict[str, dict[str, int]]
+    removed: list[dict]
+    self_check: dict
+    template: Path
+    versions: dict[str, str] = field(default_factory=dict)
+    wheels: list[dict] = field(default_factory=list)
+    stripped: dict = field(default_factory=dict)
+    pyc: dict = field(default_factory=dict)
+    model_changes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["path"], d["template"] = str(self.path), str(self.template)
+        d["removed_bytes"] = sum(r["bytes"] for r in self.removed)
+        return d
+
+
+def zip_name(arch: str, python: str) -> str:
+    return f"lambda-{arch}-py{python}.zip"
+
+
+def runtime_for(model_path: Path) -> str:
+    if model_path.suffix == ".onnx":
+        return "onnxruntime"
+    if model_path.suffix == ".tflite":
+        return "litert"
+    raise ExportError(f"lambda: model {model_path} must be an .onnx or .tflite file")
+
+
+def build_lambda_zip(
+    model_path: Path,
+    io: IOSpec,
+    task: TaskSpec,
+    out_dir: Path,
+    arch: str,
+    python: str,
+    *,
+    tokenizer_dir: Path | None = None,
+    memory_mb: int = 1024,
+    budget_mib: float = 50,
+    unzipped_budget_mib: float = 250,
+    timeout_s: int = 30,
+    sample_feeds: dict | None = None,
+    reference_outputs: dict | None = None,
+    self_check: bool = True,
+    max_batch: int = MAX_BATCH,
+) -> LambdaZip:
+    """Build ``out_dir/lambda-<arch>-py<ver>.zip`` and ``template.yaml``; nothing is written to
+    out_dir unless the zip fits its budget and passes its self-check."""
+    model_path, target = Path(model_path), Target(arch, python)
+    if not model_path.is_file():
+        raise ExportError(f"lambda: model file not found: {model_path}")
+    runtime = runtime_for(model_path)
+    text = tokenizer_dir is not None
+    with tempfile.TemporaryDirectory(prefix="ec-lambda-") as tmp:
+        stage = Path(tmp) / "stage"
+        stage.mkdir()
+        pins = lambda_wheels.pins_for(target, runtime, text)
+        wheels = lambda_wheels.fetch_wheels(target, pins)
+        lambda_wheels.unpack(wheels, stage)
+        removed = lambda_trim.trim_tree(stage)
+        stripped = lambda_trim.strip_binaries(stage, target.machine)
+        changes = _add_model(model_path, stage, runtime, pins)
+        spec = _write_app(stage, model_path, io, task, runtime, tokenizer_dir, max_batch, pins)
+        spec["target"] = _write_target(stage, spec, target)
+        pyc = lambda_trim.compile_pyc(stage, python, target.machine)
+        verified = lambda_checks.verify_target(stage, wheels, target)
+        built = Path(tmp) / zip_name(arch, python)
+        write_zip(stage, built)
+        parts, zipped, unzipped = lambda_sizes.breakdown(built, spec["model_file"])
+        lambda_sizes.check_budget(
+            built.name,
+            parts,
+            zipped,
+            unzipped,
+            budget_mib,
+            unzipped_budget_mib,
+            runtime,
+            _model_hint(model_path),
+        )
+        check = _check(
+            built,
+            target,
+            self_check,
+            verified,
+            model_path,
+            spec,
+            sample_feeds,
+            reference_outputs,
+            tokenizer_dir,
+            memory_mb,
+        )
+        template = _render_template(
+            Path(tmp) / "template.yaml", built.name, target, memory_mb, timeout_s
+        )
+        final, final_template = _publish(built, template, Path(out_dir))
+    return LambdaZip(
+        final,
+        sha256_file(final),
+        zipped,
+        unzipped,
+        arch,
+        python,
+        runtime,
+        parts,
+        removed,
+        check,
+        final_template,
+        versions=pins,
+        wheels=[w.to_dict() for w in wheels],
+        stripped=stripped,
+        pyc=pyc,
+        model_changes=changes,
+    )
+
+
+def _model_hint(model_path: Path) -> str:
+    return "int8" if "int8" in model_path.name or "quant" in model_path.name else ""
+
+
+def _add_model(model_path: Path, stage: Path, runtime: str, pins: dict) -> list[str]:
+    """Copy the model as model.onnx / model.tflite; for an older onnxruntime rewrite the copy
+    to what that version loads (see lambda_onnx_compat), else a clear error."""
+    if runtime != "onnxruntime":
+        shutil.copyfile(model_path, stage / "model.tflite")
+        return []
+
+    newest = lambda_wheels.PINS["3.12"]["onnxruntime"]
+    return adapt_model(model_path, stage / "model.onnx", pins["onnxruntime"], newest)
+
+
+def _write_app(stage, model_path, io, task, runtime, tokenizer_dir, max_batch, pins) -> dict:
+
+    if runtime == "litert":
+        io = tflite_io(model_path, io)
+    kind = task.kind.value if isinstance(task.kind, TaskKind) else str(task.kind)
+    spec = {
+        "runtime": runtime,
+        "model_file": "model.onnx" if runtime == "onnxruntime" else "model.tflite",
+        "task": kind,
+        "max_batch": max_batch,
+        "max_body_bytes": 6 * 1024 * 1024,
+        "versions": pins,
+        **io.to_dict(),
+    }
+    if tokenizer_dir is not None:
+        spec["text"] = _add_tokenizer(Path(tokenizer_dir), stage, task)
+    deps = ", ".join(
+        ["numpy", "onnxruntime" if runtime == "onnxruntime" else "ai-edge-litert"]
+        + (["tokenizers"] if tokenizer_dir is not None else [])
+    )
+    handler = (TEMPLATES / "handler.py.tmpl").read_text()
+    handler = handler.replace("{{VERSION}}", __version__).replace("{{DEPS}}", deps)
+    (stage / "handler.py").write_text(handler)
+    (stage / "io_spec.json").write_text(json.dumps(spec, indent=1, sort_keys=True))
+    return spec
+
+
+def _write_target(stage: Path, spec: dict, target) -> dict:
+    """Record the zip's target in io_spec.json (measure_cold_start picks its interpreter)."""
+    spec["target"] = {"arch": target.arch, "python": target.python}
+    (stage / "io_spec.json").write_text(json.dumps(spec, indent=1, sort_keys=True))
+    return spec["target"]
+
+
+def _add_tokenizer(tokenizer_dir: Path, stage: Path, task: TaskSpec) -> dict:
+    source = tokenizer_dir / "tokenizer.json"
+    if not source.is_file():
+        raise ExportError(f"lambda: {tokenizer_dir} has no tokenizer.json (needed by text models)")
+    shutil.copyfile(source, stage / "tokenizer.json")
+    pad_token, pad_id = _pad_token(source)
+    return {
+        "tokenizer_file": "tokenizer.json",
+        "max_length": task.max_length,
+        "pad_token": pad_token,
+        "pad_id": pad_id,
+    }
+
+
+def _pad_token(tokenizer_json: Path) -> tuple[str, int]:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_json))
+    for token in ("[PAD]", "<pad>", "<|pad|>"):
+        if tok.token_to_id(token) is not None:
+            return token, tok.token_to_id(token)
+    return "[PAD]", 0
+
+
+def tflite_io(model_path: Path, io: IOSpec) -> IOSpec:
+    """The layout, dtypes and quantization the .tflite file really has, under io's names."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(model_path))
+
+    def specs(details, named):
+        out = []
+        for i, d in enumerate(details):
+            sig = d.get("shape_signature", d["shape"])
+            shape = tuple(
+                "batch" if (n < 0 and j == 0) else (f"d{j}" if n < 0 else int(n))
+                for j, n in enumerate(sig)
+            )
+            scale, zero = d["quantization"]
+            name = named[i].name if i < len(named) else d["name"]
+            quant = bool(scale) and d["dtype"].__name__ in ("int8", "uint8")
+            out.append(
+                TensorSpec(
+                    name,
+                    d["dtype"].__name__,
+                    shape,
+                    float(scale) if quant else None,
+                    int(zero) if quant else None,
+                )
+            )
+        return out
+
+    return IOSpec(
+        specs(interp.get_input_details(), io.inputs), specs(interp.get_output_details(), io.outputs)
+    )
+
+
+def write_zip(stage: Path, path: Path) -> None:
+    """Sorted entries, fixed timestamps and modes, fixed deflate level: byte-reproducible."""
+    files = sorted((p.relative_to(stage).as_posix(), p) for p in stage.rglob("*") if p.is_file())
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
+        for rel, p in files:
+            info = zipfile.ZipInfo(rel, date_time=ZIP_DATE)
+            info.create_system = 3
+            mode = 0o755 if (p.stat().st_mode & 0o111) or lambda_trim.elf_machine(p) else 0o644
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, p.read_bytes(), compresslevel=ZIP_LEVEL)
+
+
+def _check(
+    built, target, enabled, verified, model_path, spec, feeds, reference, tok_dir, memory_mb
+) -> dict:
+    host = f"{platform.machine()} Python {sys.version_info.major}.{sys.version_info.minor}"
+    if not enabled:
+        return {"skipped": "self_check=False", "verified": verified}
+    interpreter = target.interpreter()
+    if interpreter is None:
+        why = (
+            f"no Python {target.python} found on PATH or in pyenv"
+            if platform.machine() == target.machine
+            else f"another architecture than {platform.machine()}"
+        )
+        return {
+            "skipped": f"target {target.machine} Python {target.python} cannot run on this "
+            f"host ({host}; {why}): wheel tags and ELF machines verified instead",
+            "verified": verified,
+        }
+    texts = lambda_checks.DEFAULT_TEXTS if tok_dir is not None else None
+    if tok_dir is None and feeds is None:
+        feeds = lambda_checks.sample_feeds_for(spec["inputs"])
+    if reference is None:
+        reference = lambda_checks.host_reference(model_path, spec, feeds, texts, tok_dir)
+    result = lambda_checks.self_check(
+        built, reference, feeds, texts, memory_mb, target.python, interpreter
+    )
+    return {**result, "interpreter": interpreter, "verified": verified}
+
+
+def _render_template(path: Path, zip_file: str, target, memory_mb: int, timeout_s: int) -> Path:
+    text = (TEMPLATES / "template.yaml.tmpl").read_text()
+    values = {
+        "DESCRIPTION": f"edgecompress model on Lambda ({target.arch}, python{target.python})",
+        "LOGICAL_ID": "ModelFunction",
+        "CODE_URI": zip_file,
+        "PYTHON": target.python,
+        "ARCH": target.arch,
+        "MEMORY_MB": str(memory_mb),
+        "TIMEOUT_S": str(timeout_s),
+    }
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    path.write_text(text)
+    return path
+
+
+def _publish(built: Path, template: Path, out_dir: Path) -> tuple[Path, Path]:
+    """Move zip and template into out_dir, each via a temp name and os.replace."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    finals = []
+    for src in (built, template):
+        tmp = out_dir / f".{src.name}.partial"
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, out_dir / src.name)
+        finals.append(out_dir / src.name)
+    return finals[0], finals[1]

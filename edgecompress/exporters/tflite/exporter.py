@@ -1,0 +1,222 @@
+"""The TFLite exporter: torch -> ONNX -> onnx2tf -> SavedModel -> TFLiteConverter, validated
+with ai-edge-litert.
+
+Variants: ``tflite-fp32`` (model.tflite), ``tflite-fp16`` (model.fp16.tflite),
+``tflite-int8-dynamic`` (dynamic-range int8, model.int8-dynamic.tflite) and
+``tflite-int8-full`` (full-integer int8 with int8 IO and a representative dataset from the
+recipe's train split, model.int8.tflite). TensorFlow is imported only inside this path.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+
+from edgecompress.errors import ExportError, ValidationError
+from edgecompress.exporters.base import ExportedModel, publish
+from edgecompress.exporters.calibration import calibration_batches, single_samples
+from edgecompress.exporters.onnx.export import export_module
+from edgecompress.exporters.tflite.convert import (
+    NHWC_PERM,
+    compact,
+    convert,
+    file_io,
+    onnx_to_saved_model,
+)
+from edgecompress.exporters.validate import (
+    LayoutRunner,
+    Tolerances,
+    ensure_baseline,
+    torch_reference,
+    validate,
+)
+from edgecompress.model import ModelBundle
+from edgecompress.progress import log, progress
+from edgecompress.registry import StepConfig, register_exporter
+from edgecompress.runtimes import TFLiteRunner
+
+
+class TFLiteQuant(StrEnum):
+    none = "none"  # float32
+    fp16 = "fp16"  # float16 weights
+    int8_dynamic = "int8-dynamic"  # dynamic-range: int8 weights, float activations
+    int8_full = "int8-full"  # full integer: int8 weights, activations and IO
+
+
+# QuantSpec scheme -> what TFLite realises it as.
+FROM_SCHEME = {
+    "int8-static": "int8-full",
+    "int8-dynamic": "int8-dynamic",
+    "int8-weight-only": "int8-dynamic",
+    "fp16": "fp16",
+}
+FILE_NAMES = {
+    "none": "model.tflite",
+    "fp16": "model.fp16.tflite",
+    "int8-dynamic": "model.int8-dynamic.tflite",
+    "int8-full": "model.int8.tflite",
+}
+
+
+class WeightScales(StrEnum):
+    auto = "auto"  # int8-full: per-tensor on small models when it validates, else per-channel
+    per_channel = "per-channel"
+    per_tensor = "per-tensor"
+
+
+# auto tries per-tensor first when per-channel parameters would add this share to the weights
+PER_CHANNEL_SHARE = 0.05
+
+
+class TFLiteConfig(StepConfig):
+    """Export to TFLite (via onnx2tf) and realise the QuantSpec with the TFLite converter."""
+
+    quantize: list[TFLiteQuant] | None = Field(
+        None, description="variants to write; default: float plus the bundle's QuantSpec scheme"
+    )
+    opset: int = Field(18, ge=17, le=21, description="opset of the intermediate ONNX file")
+    representative_samples: int = Field(
+        128, ge=1, description="without a QuantSpec: samples of the representative dataset"
+    )
+    weight_scales: WeightScales = Field(
+        WeightScales.auto,
+        description="int8 weight scales; auto (int8-full): per-tensor when per-channel "
+        "parameters (24 B a channel) would add >= 5 % to the weights and per-tensor passes "
+        "validation, else per-channel",
+    )
+    compact_names: bool = Field(
+        True, description="short tensor names and no conversion-metadata buffer in the file"
+    )
+    tolerance: Tolerances = Field(default_factory=Tolerances, description="validation limits")
+
+
+def variants_for(bundle: ModelBundle, requested) -> list[str]:
+    if requested is not None:
+        return sorted(
+            dict.fromkeys(TFLiteQuant(q).value for q in requested), key=lambda s: s != "none"
+        )
+    schemes = ["none"]
+    spec = bundle.quant_spec
+    if spec is not None:
+        if spec.scheme.value not in FROM_SCHEME:
+            raise ExportError(
+                f"tflite: the QuantSpec scheme {spec.scheme.value!r} has no TFLite "
+                f"realisation (use one of {', '.join(FROM_SCHEME)})"
+            )
+        schemes.append(FROM_SCHEME[spec.scheme.value])
+    return schemes
+
+
+@register_exporter("tflite", TFLiteConfig)
+def export_tflite(bundle: ModelBundle, config: TFLiteConfig, ctx, out_dir: Path):
+    """TFLite (fp32, fp16, dynamic-range int8, full-integer int8) via onnx2tf, validated."""
+    if bundle.module is None:
+        raise ExportError("tflite: needs a PyTorch model (this bundle was loaded from ONNX)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    schemes = variants_for(bundle, config.quantize)
+    ensure_baseline(ctx, bundle)
+    with tempfile.TemporaryDirectory(prefix=".tflite-", dir=out_dir) as tmp:
+        return publish(_TFLiteJob(bundle, config, ctx, Path(tmp)).run(schemes), out_dir)
+
+
+class _TFLiteJob:
+    def __init__(self, bundle, config: TFLiteConfig, ctx, work: Path):
+        self.bundle, self.config, self.ctx, self.work = bundle, config, ctx, work
+        self.module = bundle.float_module or bundle.module
+
+    def run(self, schemes: list[str]) -> list[ExportedModel]:
+
+        with progress("TFLite export", total=len(schemes) + 1) as bar:
+            self.saved, self.base_details = self.work / "saved_model", self._onnx()
+            onnx_to_saved_model(self.work / "model.onnx", self.saved)
+            bar.advance()
+            self.reference = torch_reference(self.module, self.bundle, self.ctx)
+            made = []
+            for scheme in schemes:
+                made.append(self._variant(scheme))
+                bar.advance()
+        return made
+
+    def _onnx(self) -> dict:
+
+        details = export_module(
+            self.bundle, self.module, self.work / "model.onnx", self.config.opset, "auto"
+        )
+        return {
+            "route": "torch -> ONNX -> onnx2tf -> SavedModel -> TFLiteConverter",
+            "onnx": details,
+        }
+
+    def _variant(self, scheme: str) -> ExportedModel:
+        mode = "fp32" if scheme == "none" else scheme
+        choice = self.config.weight_scales
+        if choice != WeightScales.auto or mode != "int8-full":
+            return self._build(scheme, choice != WeightScales.per_tensor)
+        share = per_channel_share(self.module)
+        why = f"auto: per-channel parameters would add {share:.1%} to the int8 weights"
+        if share < PER_CHANNEL_SHARE:
+            return self._build(scheme, True, {"weight_scales_choice": why})
+        try:
+            return self._build(scheme, False, {"weight_scales_choice": f"{why}; validated"})
+        except ValidationError as exc:
+            log.info("per-tensor int8 failed validation (%s): per-channel instead", exc)
+            return self._build(scheme, True, {"weight_scales_choice": f"{why}; per-tensor: {exc}"})
+
+    def _build(self, scheme: str, per_channel: bool, extra: dict | None = None) -> ExportedModel:
+
+        path = self.work / FILE_NAMES[scheme]
+        mode = "fp32" if scheme == "none" else scheme
+        details = dict(self.base_details)
+        strip = self.config.compact_names
+        rep = self._representative(scheme)
+        details.update(convert(self.saved, path, mode, rep, per_channel, drop_metadata=strip))
+        details.update(extra or {})
+        if strip:
+            details.update(compact(path, self.bundle.io))
+        io, perms = file_io(path, self.bundle.io)
+        details["input_layout"] = {n: "NHWC" for n in perms} or "as in torch"
+        runner = TFLiteRunner(path, threads=1, io=io)
+        validated = LayoutRunner(runner, perms) if perms else runner
+        log.info("validating tflite %s", mode)
+        validation = validate(
+            validated, self.bundle, self.ctx, mode, self.config.tolerance, self.reference
+        )
+        return ExportedModel(f"tflite-{mode}", "tflite", path, mode, io, validation, details)
+
+    def _representative(self, scheme: str):
+        if scheme != "int8-full":
+            return None
+
+        spec = self.bundle.quant_spec
+        n = spec.calibration_samples if spec else self.config.representative_samples
+        batches = calibration_batches(self.bundle, self.ctx, n)
+        names = self.bundle.io.input_names
+
+        def dataset():
+            for feeds in single_samples(batches):
+                yield [_to_file_layout(feeds[k], NHWC_PERM) for k in names]
+
+        return dataset
+
+
+def per_channel_share(module) -> float:
+    """What per-channel int8 parameters (float32 scale + int64 zero point for the weights and
+    the int32 bias of each output channel) add to the int8 weights of Conv / Linear layers."""
+    from torch import nn
+
+    channels = weights = 0
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear):
+            channels += layer.weight.shape[0]
+            weights += layer.weight.numel()
+    return 24 * channels / weights if weights else 0.0
+
+
+def _to_file_layout(array, perm):
+    import numpy as np
+
+    return np.transpose(array, perm) if array.ndim == 4 else array
