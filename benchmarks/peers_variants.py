@@ -274,6 +274,7 @@ def _basic(ctx, work: Path) -> Path:
 def lambda_zip(bundle, path: Path, work: Path) -> tuple[int | None, str]:
     try:
         from edgecompress.awslambda.bundle import build_lambda_zip
+        from edgecompress.recipe import LambdaTarget
     except ImportError:
         return None, "zip: edgecompress.awslambda.bundle not available"
     try:
@@ -282,10 +283,8 @@ def lambda_zip(bundle, path: Path, work: Path) -> tuple[int | None, str]:
             bundle.io,
             bundle.task,
             work / "lambda",
-            "arm64",
-            "3.12",
+            LambdaTarget(arch="arm64", python="3.12", self_check=False),
             tokenizer_dir=bundle.tokenizer_dir,
-            self_check=False,
         )
     except Exception as exc:  # pip / network / budget problems: report, do not abort
         return None, f"zip failed: {_first(str(exc))}"

@@ -120,7 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold-runs", type=int, default=5)
     args = parser.parse_args()
-    from edgecompress.report.report import machine_info
+    from edgecompress.measure.machine import machine_info
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

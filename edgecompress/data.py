@@ -15,11 +15,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgecompress.errors import DataError
 from edgecompress.imports import import_object
+
+if TYPE_CHECKING:
+    from edgecompress.model import ModelBundle
 
 DEFAULT_SEED = 0
 
@@ -132,6 +136,17 @@ def load_sentences(seed: int = DEFAULT_SEED) -> DataSplits:
         Split(texts=shuffled[n_train + n_val :]),
         meta={"source": "pydoc_data.topics", "seed": seed, "total": len(shuffled)},
     )
+
+
+def calibration_batches(
+    bundle: ModelBundle, ctx, samples: int, *, batch_size: int
+) -> list[dict[str, np.ndarray]]:
+    """Model feeds (numpy) for the first ``samples`` samples of the run's train split, in
+    batches of ``batch_size``: the calibration data of compressors and exporters alike."""
+    split = getattr(getattr(ctx, "data", None), "train", None)
+    if split is None or len(split) == 0:
+        raise DataError("calibration needs the recipe's data: its train split is empty")
+    return [bundle.feeds(b) for b in split.take(samples).batches(batch_size)]
 
 
 BUILTIN_DATASETS = {"digits": load_digits, "sentences": load_sentences}

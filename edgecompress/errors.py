@@ -54,6 +54,22 @@ class OutputExistsError(CompressError):
     exit_code = EXIT_USAGE
 
 
+class UnsafeOutputError(CompressError):
+    """OUT is a place no output may go: the root, the home folder, the current folder or a
+    parent of it, or a folder holding the inputs (exit 2; checked before any work)."""
+
+    exit_code = EXIT_USAGE
+
+
+class Interrupted(BaseException):
+    """SIGTERM (or SIGHUP) arrived: unwinds like Ctrl-C so every cleanup runs, then exits
+    128 + the signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"interrupted by signal {signum}")
+        self.exit_code = 128 + signum
+
+
 class GateError(CompressError):
     """One or more release gates failed (exit 3)."""
 

@@ -11,12 +11,13 @@ from edgecompress.errors import ModelLoadError
 
 
 def import_object(ref: str, what: str = "object", search_dir: Path | None = None) -> Any:
-    """Import ``pkg.module:attr``. ``search_dir`` (a recipe's folder) is tried first."""
+    """Import ``pkg.module:attr``. ``search_dir`` (a recipe's folder) is searched too, after the
+    installed packages: a module beside a recipe can add names, never shadow a library."""
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
         raise ModelLoadError(f"{what} {ref!r}: expected 'pkg.module:function'")
     if search_dir is not None and str(search_dir) not in sys.path:
-        sys.path.insert(0, str(search_dir))
+        sys.path.append(str(search_dir))
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -54,12 +54,36 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _refusal(exc: Exception) -> str:
-    """What the weights-only unpickler refused, briefly (e.g. 'GLOBAL posix.system')."""
-    import re
+def _pickle_globals(data: bytes, limit: int = 5) -> list[str]:
+    """The module.name globals a pickle stream would import, read without executing it."""
+    import pickletools
 
-    found = re.search(r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+)", str(exc))
-    return found.group(1) if found else _first_line(exc)
+    found, strings = [], []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if isinstance(arg, str):
+                strings = [*strings[-1:], arg]
+            if op.name == "GLOBAL":
+                found.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) == 2:
+                found.append(".".join(strings))
+    except Exception:  # a truncated or odd stream: report what was read so far
+        pass
+    return [g for g in dict.fromkeys(found) if not g.startswith(("torch.", "collections."))][:limit]
+
+
+def _refusal(path: Path) -> str:
+    """What makes ``path`` more than tensors: the globals its pickle would import."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.endswith("data.pkl")]
+            data = zf.read(names[0]) if names else b""
+    else:
+        data = path.read_bytes()
+    found = _pickle_globals(data)
+    return f"it imports {', '.join(found)}" if found else "it holds objects other than tensors"
 
 
 def _looks_like_pickle_or_torch(path: Path) -> bool:
@@ -85,10 +109,10 @@ def load_state_dict(path: Path, field: str = "model.weights") -> dict:
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except pickle.UnpicklingError:
         raise ModelLoadError(
-            f"{field}: {path} is not a plain state_dict; refusing to unpickle it "
-            f"(torch.load weights_only=True rejected {_refusal(exc)})"
+            f"{field}: {path} is not a plain state_dict; refusing to unpickle it: "
+            f"{_refusal(path)} (only tensors are loaded)"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise ModelLoadError(

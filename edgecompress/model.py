@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecompress.errors import ModelLoadError
 from edgecompress.iospec import IOSpec, TensorSpec
 
 
@@ -106,18 +108,29 @@ class ModelBundle:
         return sum(p.numel() for p in self.module.parameters())
 
 
-_TOKENIZERS: dict[str, Any] = {}
+_TOKENIZERS: dict[tuple, Any] = {}
 
 
-def tokenize(tokenizer_dir, texts: list[str], io: IOSpec, max_length: int) -> dict:
-    """Tokenize with the fast ``tokenizers`` library (as the Lambda handler does)."""
+def tokenize(
+    tokenizer_dir,
+    texts: list[str],
+    io: IOSpec,
+    max_length: int,
+    length: int | None = None,
+    pad_id: int | None = None,
+    pad_token: str = "[PAD]",
+) -> dict:
+    """Tokenize with the fast ``tokenizers`` library (as the Lambda handler does): truncate to
+    ``max_length``, pad with ``pad_token`` (id ``pad_id``, default its id in the vocabulary or
+    0) to the longest text, or to ``length`` when given. One array per input of ``io``."""
     from tokenizers import Tokenizer
 
-    key = str(tokenizer_dir)
+    key = (str(tokenizer_dir), max_length, length, pad_id, pad_token)
     if key not in _TOKENIZERS:
         tok = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
         tok.enable_truncation(max_length)
-        tok.enable_padding()
+        pad = pad_id if pad_id is not None else tok.token_to_id(pad_token) or 0
+        tok.enable_padding(pad_id=pad, pad_token=pad_token, length=length)
         _TOKENIZERS[key] = tok
     encodings = _TOKENIZERS[key].encode_batch(list(texts))
     columns = {
@@ -151,13 +164,28 @@ def infer_outputs(module, io_inputs: list[TensorSpec], examples: dict, names=Non
     return specs
 
 
+# Declared shapes are not trusted: a 77-byte ONNX file may declare a [1, 2**31] input.
+MAX_EXAMPLE_ELEMENTS = 1 << 24
+
+
+def example_shape(spec: TensorSpec, batch: int, seq: int) -> list[int]:
+    """``spec``'s shape with dynamic dims filled; refuses one too large to exercise."""
+    shape = [batch if d == spec.shape[0] and isinstance(d, str) else d for d in spec.shape]
+    shape = [seq if isinstance(d, str) else d for d in shape]
+    if any(d < 0 for d in shape) or math.prod(shape) > MAX_EXAMPLE_ELEMENTS:
+        raise ModelLoadError(
+            f"input {spec.name!r} declares shape {list(spec.shape)}: {math.prod(shape):,} "
+            f"elements, too large to exercise (limit {MAX_EXAMPLE_ELEMENTS:,})"
+        )
+    return shape
+
+
 def example_inputs_for(inputs: list[TensorSpec], batch: int = 2, seq: int = 16) -> dict:
     """Deterministic example inputs of the right dtype for an IO spec."""
     rng = np.random.default_rng(0)
     examples = {}
     for spec in inputs:
-        shape = [batch if d == spec.shape[0] and isinstance(d, str) else d for d in spec.shape]
-        shape = [seq if isinstance(d, str) else d for d in shape]
+        shape = example_shape(spec, batch, seq)
         if spec.dtype.startswith("int"):
             examples[spec.name] = (
                 np.ones(shape, dtype=spec.dtype)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,9 @@ from edgecompress.exporters.base import ExportedModel
 from edgecompress.model import ModelBundle, StepRecord
 from edgecompress.outdir import atomic_dir, sha256_file
 from edgecompress.progress import log
-from edgecompress.recipe import Recipe
+from edgecompress.recipe import LambdaTarget, Recipe
 from edgecompress.registry import COMPRESSORS, EXPORTERS
-from edgecompress.stages import package_and_report
+from edgecompress.stages import file_io, package_and_report, package_file
 
 
 @dataclass
@@ -74,27 +75,42 @@ def save_model(bundle: ModelBundle, work: Path) -> dict[str, str]:
     return files
 
 
+def run_exporter(name: str, config, bundle: ModelBundle, ctx: RunContext, work: Path):
+    """One exporter into ``work``; each variant records the exporter's seconds."""
+    start = time.perf_counter()
+    produced = EXPORTERS.get(name).handler(bundle, config, ctx, work)
+    seconds = round(time.perf_counter() - start, 3)
+    for variant in produced:
+        variant.details.setdefault("seconds", seconds)
+    return produced
+
+
 def run_exports(recipe: Recipe, bundle: ModelBundle, ctx: RunContext, work: Path):
     variants: list[ExportedModel] = []
     for name, config in recipe.export_configs:
-        start = time.perf_counter()
-        produced = EXPORTERS.get(name).handler(bundle, config, ctx, work)
-        seconds = round(time.perf_counter() - start, 3)
-        for variant in produced:
-            variant.details.setdefault("seconds", seconds)
-        variants.extend(produced)
+        variants.extend(run_exporter(name, config, bundle, ctx, work))
     return variants
 
 
-def build_manifest(recipe: Recipe, bundle, ctx, work: Path, variants, extra: dict) -> dict:
+def write_manifest(work: Path, doc: dict) -> dict:
+    """Write ``work/manifest.json`` (via a temp name and os.replace): schema_version, tool,
+    ``doc``, and the sha256 of every other file under ``work``. Returns what was written."""
     files = {
-        str(p.relative_to(work)): sha256_file(p)
+        p.relative_to(work).as_posix(): sha256_file(p)
         for p in sorted(work.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
+        if p.is_file() and p.name not in ("manifest.json", ".manifest.json.partial")
     }
+    tool = {"name": "edgecompress", "version": __version__}
+    manifest = {"schema_version": 1, "tool": tool, **doc, "files": files}
+    partial = work / ".manifest.json.partial"
+    partial.write_text(json.dumps(manifest, indent=2, default=str))
+    os.replace(partial, work / "manifest.json")
+    return manifest
+
+
+def build_manifest(recipe: Recipe, bundle, ctx, work: Path, variants, extra: dict) -> dict:
+    """What a run records (write_manifest adds schema_version, tool and files)."""
     return {
-        "schema_version": 1,
-        "tool": {"name": "edgecompress", "version": __version__},
         "recipe": str(recipe.path) if recipe.path else None,
         "model": bundle.source,
         "task": bundle.task.to_dict(),
@@ -103,14 +119,66 @@ def build_manifest(recipe: Recipe, bundle, ctx, work: Path, variants, extra: dic
         "steps": [s.to_dict() for s in bundle.history],
         "final": {"params": bundle.param_count(), "metric": extra.get("final_metric")},
         "variants": [v.to_dict(work) for v in variants],
-        "files": files,
         **{k: v for k, v in extra.items() if k != "final_metric"},
     }
 
 
+def run_export(
+    fmt: str, bundle, config, out: Path, force: bool, data: str | None, protect=()
+) -> dict:
+    """``compress export``: one exporter into ``out`` atomically (never over the inputs in
+    ``protect``); returns the manifest."""
+    with atomic_dir(out, force, protect) as work:
+        ctx = RunContext(load_dataset(data or bundle.task.data), work)
+        start = time.perf_counter()
+        variants = run_exporter(fmt, config, bundle, ctx, work)
+        doc = {
+            "command": "export",
+            "format": fmt,
+            "model": bundle.source,
+            "task": bundle.task.to_dict(),
+            "config": json.loads(config.model_dump_json()),
+            "baseline": ctx.baseline,
+            "seconds": round(time.perf_counter() - start, 3),
+            "variants": [v.to_dict(work) for v in variants],
+        }
+        return write_manifest(work, doc)
+
+
+def run_package_lambda(
+    model: Path, task, options: LambdaTarget, out: Path, force: bool, tokenizer_dir=None
+) -> dict:
+    """``compress package lambda``: one zip + template.yaml into ``out`` atomically (never
+    over the model or the tokenizer); returns the manifest."""
+    io = file_io(model, task)  # a bad model is refused before OUT is looked at
+    inputs = [model] + ([tokenizer_dir] if tokenizer_dir else [])
+    with atomic_dir(out, force, inputs) as work:
+        doc = {
+            "command": "package lambda",
+            "model": {"path": str(model), "sha256": sha256_file(model)},
+            "memory_mb": options.memory_mb,
+            "timeout_s": options.timeout_s,
+            "options": options.model_dump(mode="json"),
+            "lambda": package_file(model, io, task, work, options, tokenizer_dir),
+        }
+        return write_manifest(work, doc)
+
+
+def recipe_inputs(recipe: Recipe) -> list[Path]:
+    """The user's files a run reads (OUT may never hold them): the recipe and its model."""
+    m = recipe.model
+    refs = [
+        r
+        for r in (m.weights, m.pt2, m.hf, m.onnx)
+        if r and not r.startswith(loaders.PACKAGE_PREFIX)
+    ]
+    paths = [loaders.resolve_path(r, recipe.base_dir) for r in refs]
+    return [p for p in [recipe.path, *paths] if p is not None]
+
+
 def run_recipe(recipe: Recipe, out: Path, force: bool = False) -> RunResult:
     """Run ``recipe`` into ``out`` atomically. Raises GateError (exit 3) after writing OUT."""
-    with atomic_dir(out, force) as work:
+    with atomic_dir(out, force, protect=recipe_inputs(recipe)) as work:
         bundle = load_bundle(recipe)
         data = load_dataset(recipe.task.data, seed=recipe.seed)
         ctx = RunContext(data, work, recipe.seed, recipe.task.eval_samples, recipe)
@@ -123,8 +191,7 @@ def run_recipe(recipe: Recipe, out: Path, force: bool = False) -> RunResult:
         variants = run_exports(recipe, bundle, ctx, work)
         extra = {"final_metric": final_metric, "model_files": model_files}
         extra.update(_package_and_report(recipe, bundle, ctx, work, variants, original))
-        manifest = build_manifest(recipe, bundle, ctx, work, variants, extra)
-        (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        manifest = write_manifest(work, build_manifest(recipe, bundle, ctx, work, variants, extra))
     result = RunResult(out, manifest, bundle, variants, manifest.get("report"))
     result.failed_gates = [g for g in manifest.get("gates", []) if not g.get("passed", True)]
     if result.failed_gates:

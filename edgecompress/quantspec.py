@@ -13,11 +13,45 @@ from enum import Enum
 
 
 class QuantScheme(str, Enum):
-    int8_dynamic = "int8-dynamic"  # int8 weights, activations quantized per call
+    """The one scheme vocabulary: recipes, the CLI and every backend speak it."""
+
+    none = "none"  # float: an exporter's unquantized variant
     int8_static = "int8-static"  # int8 weights and activations, calibrated ranges
+    int8_dynamic = "int8-dynamic"  # int8 weights, activations quantized per call
+    int8_token = "int8-token"  # ONNX: per-token int8 activations, float outliers, GPTQ weights
     int8_weight_only = "int8-weight-only"  # int8 weights, float activations
     int4_weight_only = "int4-weight-only"  # int4 group-wise weights, float activations
     fp16 = "fp16"
+    int8_full = "int8-full"  # TFLite full integer: int8 weights, activations and IO
+
+
+S = QuantScheme
+# What each backend makes of a scheme: the scheme it realises (absent: it cannot).
+REALISATIONS: dict[str, dict[QuantScheme, QuantScheme]] = {
+    "torch": {s: s for s in (S.int8_static, S.int8_dynamic, S.int8_weight_only,
+                             S.int4_weight_only, S.fp16)},
+    "onnx": {s: s for s in (S.none, S.int8_static, S.int8_dynamic, S.int8_token,
+                            S.int8_weight_only, S.int4_weight_only, S.fp16)}
+    | {S.int8_full: S.int8_static},
+    "tflite": {S.none: S.none, S.fp16: S.fp16, S.int8_dynamic: S.int8_dynamic,
+               S.int8_weight_only: S.int8_dynamic, S.int8_static: S.int8_full,
+               S.int8_full: S.int8_full},
+}  # fmt: skip
+
+
+def realised_by(backend: str) -> list[QuantScheme]:
+    """The schemes ``backend`` accepts (it may realise several as the same one)."""
+    return list(REALISATIONS[backend])
+
+
+def realise(backend: str, scheme: QuantScheme | str) -> QuantScheme:
+    """``scheme`` as ``backend`` realises it; ValueError naming what it can realise."""
+    scheme = QuantScheme(scheme)
+    table = REALISATIONS[backend]
+    if scheme not in table:
+        names = ", ".join(s.value for s in table)
+        raise ValueError(f"{backend} cannot realise {scheme.value} (it realises {names})")
+    return table[scheme]
 
 
 class CalibrationMethod(str, Enum):
@@ -27,6 +61,9 @@ class CalibrationMethod(str, Enum):
 
 
 SCHEME_BITS = {
+    QuantScheme.none: 32,
+    QuantScheme.int8_token: 8,
+    QuantScheme.int8_full: 8,
     QuantScheme.int8_dynamic: 8,
     QuantScheme.int8_static: 8,
     QuantScheme.int8_weight_only: 8,

@@ -64,22 +64,56 @@ class LambdaPython(str, Enum):
     py313 = "3.13"
 
 
-class LambdaSection(Section):
+MEMORY_MB_RANGE = (128, 10240)  # Lambda's function memory, in 1 MB steps
+
+
+class LambdaOptions(Section):
+    """What every Lambda function built from one recipe (or one ``compress package lambda``)
+    shares; the descriptions are the CLI's help texts."""
+
+    python: LambdaPython = Field(LambdaPython.py312, description="Lambda runtime pythonX.Y.")
+    budget_mib: float = Field(
+        50.0, gt=0, description="Zipped size budget (direct upload limit is 50 MiB)."
+    )
+    unzipped_budget_mib: float = Field(250.0, gt=0, description="Unzipped size budget.")
+    self_check: bool = Field(True, description="Run the zip under awslambdaric where possible.")
+    timeout_s: int = Field(30, ge=1, le=900, description="Function timeout in seconds.")
+
+
+class LambdaTarget(LambdaOptions):
+    """The options of one Lambda function: what ``build_lambda_zip`` takes, whole. Its
+    defaults are ``compress package lambda``'s."""
+
+    arch: Arch = Field(Arch.x86_64, description="Lambda architecture.")
+    memory_mb: int = Field(
+        1024,
+        ge=MEMORY_MB_RANGE[0],
+        le=MEMORY_MB_RANGE[1],
+        description="Function memory (threads = memory / 1769 MB, at least 1).",
+    )
+
+
+class LambdaSection(LambdaOptions):
+    """``package: {lambda: ...}``: one zip per arch; the cost table covers every memory_mb."""
+
     arch: list[Arch] = Field(default_factory=lambda: [Arch.x86_64], description="targets")
-    python: LambdaPython = LambdaPython.py312
     memory_mb: list[int] = Field(default_factory=lambda: [512, 1024, 2048])
-    budget_mib: float = Field(50.0, gt=0, description="zipped size budget (direct upload)")
-    unzipped_budget_mib: float = Field(250.0, gt=0, description="unzipped size budget")
     variant: str | None = Field(None, description="export variant to package (default: last)")
-    self_check: bool = True
-    timeout_s: int = Field(30, ge=1, le=900)
 
     @model_validator(mode="after")
     def _memory_range(self):
-        bad = [m for m in self.memory_mb if not 128 <= m <= 10240]
+        low, high = MEMORY_MB_RANGE
+        bad = [m for m in self.memory_mb if not low <= m <= high]
         if bad:
-            raise ValueError(f"memory_mb must be within 128..10240 MB, got {bad}")
+            raise ValueError(f"memory_mb must be within {low}..{high} MB, got {bad}")
         return self
+
+    def for_arch(self, arch: Arch | str) -> LambdaTarget:
+        """The function built for ``arch``: the shared options, and the largest memory_mb
+        (the template's MemorySize and the self-check's memory)."""
+        shared = self.model_dump(include=set(LambdaOptions.model_fields))
+        memory = max(self.memory_mb, default=LambdaTarget.model_fields["memory_mb"].default)
+        return LambdaTarget(arch=arch, memory_mb=memory, **shared)
 
 
 class PackageSection(Section):
@@ -114,7 +148,11 @@ class CostSection(Section):
 
 
 class Recipe(Section):
-    name: str | None = None
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="letters, digits, '.', '_', '-' (at most 100): names the default OUT folder",
+    )
     seed: int = 0
     model: ModelSection
     task: TaskSection = Field(default_factory=TaskSection)
@@ -167,7 +205,12 @@ def _message(err: dict, known_fields: list[str]) -> str:
         msg = msg.removeprefix("value error, ")
     value = err.get("input")
     if isinstance(value, str | int | float | bool) and kind != "missing":
-        msg += f", got {value!r}"
+        shown = repr(value)
+        msg += (
+            f", got {shown[:60]}... ({len(shown):,} characters)"
+            if len(shown) > 80
+            else (f", got {shown}")
+        )
     return msg
 
 
@@ -185,6 +228,11 @@ def _fields_at(model_cls, loc: tuple) -> list[str]:
                 break
     fields = getattr(cls, "model_fields", {})
     return sorted(f.alias or n for n, f in fields.items() if not f.exclude)
+
+
+def error_message(err: dict) -> str:
+    """One pydantic error worded as in a recipe error ("must be > 0, got 0.0")."""
+    return _message(err, [])
 
 
 def format_errors(source: str, exc: ValidationError, model_cls, prefix: tuple = ()) -> str:
@@ -238,15 +286,41 @@ def parse_recipe(data: Any, source: str = "<recipe>", base_dir: Path | None = No
     return recipe
 
 
+MAX_RECIPE_BYTES = 1 << 20
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """A safe loader that refuses anchors and aliases: an alias chain ("billion laughs")
+    expands exponentially, and no recipe needs one."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in recipes", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: Path) -> object:
+    """The YAML document at ``path``: at most MAX_RECIPE_BYTES, no aliases (exit 2 otherwise)."""
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    size = path.stat().st_size
+    if size > MAX_RECIPE_BYTES:
+        raise RecipeError(f"{path}: {size:,} bytes; a recipe may be {MAX_RECIPE_BYTES:,} at most")
+    try:
+        return yaml.load(path.read_text(), Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader)
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+
+
 def load_recipe(path: Path) -> Recipe:
     """Read and validate a YAML recipe; RecipeError (exit 2) names file, field and reason."""
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path)
     recipe = parse_recipe(data, str(path), path.resolve().parent)
     recipe.path = path
     return recipe

@@ -1,4 +1,5 @@
-"""One Runner API over torch, onnxruntime and LiteRT: ``run(feeds) -> outputs`` (numpy)."""
+"""One Runner API over torch, onnxruntime and LiteRT: ``run(feeds) -> outputs`` (numpy), and
+the layout adaptation between torch's NCHW feeds and files laid out NHWC (onnx2tf)."""
 
 from __future__ import annotations
 
@@ -134,3 +135,51 @@ def open_runner(path: Path, threads: int = 1, io: IOSpec | None = None) -> Runne
     if path.suffix == ".tflite":
         return TFLiteRunner(path, threads=threads, io=io)
     raise ValueError(f"{path}: no runner for {path.suffix!r} files (expected .onnx or .tflite)")
+
+
+def adapt_layout(feeds: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict:
+    """Transpose 4-D NCHW feeds to NHWC where the file's input is NHWC (onnx2tf layouts).
+
+    ``shapes`` maps input names to the file's shapes (ints fixed, anything else dynamic)."""
+    out = {}
+    for name, a in feeds.items():
+        shape = shapes.get(name)
+        if shape is not None and a.ndim == 4 and len(shape) == 4 and not _fits(a.shape, shape):
+            moved = a.transpose(0, 2, 3, 1)
+            if _fits(moved.shape, shape):
+                a = np.ascontiguousarray(moved)
+        out[name] = a
+    return out
+
+
+def _fits(actual: tuple, wanted: tuple) -> bool:
+    return all(
+        not isinstance(w, int) or w <= 0 or w == a for a, w in zip(actual, wanted, strict=False)
+    )
+
+
+class LayoutRunner:
+    """A runner fed in torch's layout for a file whose inputs are laid out otherwise (NHWC
+    after onnx2tf): an input is transposed by its permutation in ``perms`` (known when the
+    file was converted), else as ``adapt_layout`` finds from the file's input ``shapes``."""
+
+    def __init__(self, inner, perms: dict[str, tuple[int, ...]] | None = None, shapes=None):
+        self.inner, self.perms, self.shapes = inner, dict(perms or {}), dict(shapes or {})
+        self.io = getattr(inner, "io", None)
+
+    def file_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``feeds`` in the layout the file takes."""
+        moved = {
+            k: np.transpose(v, self.perms[k]) if k in self.perms else v for k, v in feeds.items()
+        }
+        return adapt_layout(moved, self.shapes) if self.shapes else moved
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.inner.run(self.file_feeds(feeds))
+
+
+def open_layout_runner(path: Path, threads: int = 1, io: IOSpec | None = None) -> LayoutRunner:
+    """``open_runner`` for a file, fed in torch's layout whatever layout its inputs have
+    (``io``: the file's IO spec, its shapes telling the layout)."""
+    shapes = {s.name: s.shape for s in io.inputs} if io else {}
+    return LayoutRunner(open_runner(path, threads=threads, io=io), shapes=shapes)

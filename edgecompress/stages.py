@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from edgecompress.awslambda.bundle import build_lambda_zip
-from edgecompress.errors import CompressError
-from edgecompress.measure.suite import benchmark_and_report
+from pathlib import Path
+
+from edgecompress.awslambda.bundle import build_lambda_zip, tflite_io
+from edgecompress.errors import CompressError, ExportError
+from edgecompress.iospec import IOSpec
+from edgecompress.loaders import load_onnx
 from edgecompress.progress import log
+from edgecompress.recipe import LambdaTarget
+from edgecompress.report.build import benchmark_and_report
 from edgecompress.report.report import write_report
 
 
@@ -24,6 +29,7 @@ def choose_variant(variants, wanted: str | None):
 
 
 def build_zips(recipe, bundle, ctx, work, variants) -> list[dict]:
+    """One zip per ``package.lambda.arch`` of the chosen variant."""
     section = recipe.package.lambda_
     if section is None or not variants:
         return []
@@ -31,25 +37,34 @@ def build_zips(recipe, bundle, ctx, work, variants) -> list[dict]:
     variant = choose_variant(variants, section.variant)
     zips = []
     for arch in section.arch:
+        options = section.for_arch(arch)
         log.info(
             "packaging %s for Lambda %s / python %s", variant.name, arch.value, section.python.value
         )
         built = build_lambda_zip(
-            variant.path,
-            variant.io,
-            bundle.task,
-            work,
-            arch.value,
-            section.python.value,
-            tokenizer_dir=bundle.tokenizer_dir,
-            memory_mb=max(section.memory_mb),
-            budget_mib=section.budget_mib,
-            unzipped_budget_mib=section.unzipped_budget_mib,
-            timeout_s=section.timeout_s,
-            self_check=section.self_check,
+            variant.path, variant.io, bundle.task, work, options, tokenizer_dir=bundle.tokenizer_dir
         )
         zips.append({**built.to_dict(), "variant": variant.name})
     return zips
+
+
+def file_io(model: Path, task) -> IOSpec:
+    """The IO spec of an exported file (.onnx, or .tflite with the layout it really has)."""
+    if not model.is_file():
+        raise ExportError(f"model: file not found: {model}")
+    if model.suffix == ".onnx":
+        return load_onnx(model, task).io
+    if model.suffix == ".tflite":
+        return tflite_io(model, IOSpec())
+    raise ExportError(f"model: {model} must be an .onnx or .tflite file")
+
+
+def package_file(
+    model: Path, io: IOSpec, task, work: Path, options: LambdaTarget, tokenizer_dir=None
+) -> dict:
+    """One zip of an exported file into ``work``; its paths recorded relative to work."""
+    built = build_lambda_zip(model, io, task, work, options, tokenizer_dir=tokenizer_dir)
+    return relative_paths(built.to_dict(), work)
 
 
 def package_and_report(recipe, bundle, ctx, work, variants, original=None) -> dict:

@@ -133,8 +133,8 @@ def _digits_run(bench_bundle, bench_data, bench_onnx, bench_onnx_int8, bench_zip
 
     from edgecompress.context import RunContext
     from edgecompress.measure.memory import zip_sizes
-    from edgecompress.measure.suite import benchmark_and_report
     from edgecompress.recipe import parse_recipe
+    from edgecompress.report.build import benchmark_and_report
 
     work = tmp_path_factory.mktemp("run")
     recipe = parse_recipe(

@@ -85,3 +85,63 @@ def test_package_weights_resolve():
     from edgecompress.loaders import resolve_path
 
     assert resolve_path(DIGITS_WEIGHTS).is_file()
+
+
+class Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+@pytest.mark.parametrize("how", ["torch", "pickle"])
+def test_pickle_refusal_names_the_global_and_gives_no_unsafe_advice(tmp_path, how):
+    import pickle
+
+    evil = tmp_path / "evil.pt"
+    if how == "torch":
+        torch.save({"x": Payload()}, evil)
+    else:
+        evil.write_bytes(pickle.dumps({"w": Payload()}))
+    with pytest.raises(ModelLoadError) as info:
+        load_factory("edgecompress.zoo:digits_cnn", str(evil), TaskSpec())
+    message = str(info.value)
+    assert "it imports posix.system" in message
+    assert "weights_only" not in message and "pwned" not in message
+
+
+def test_declared_shape_too_large_is_refused_without_allocating(tmp_path):
+    import resource
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2**31])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2**31])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    path = tmp_path / "huge.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert path.stat().st_size < 200
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ModelLoadError, match="'x' declares shape \\[1, 2147483648\\]"):
+        load_onnx(path, TaskSpec())
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 16 * 1024
+
+
+def test_recipe_folder_cannot_shadow_an_installed_package(tmp_path):
+    import sys
+
+    from edgecompress.imports import import_object
+
+    sys.modules.pop("colorsys", None)  # a standard-library module, imported fresh below
+    (tmp_path / "colorsys.py").write_text("raise SystemExit('shadowed')\n")
+    (tmp_path / "mymodels.py").write_text("def build():\n    return 42\n")
+    saved = list(sys.path)
+    try:
+        assert import_object("mymodels:build", search_dir=tmp_path)() == 42
+        assert import_object("colorsys:rgb_to_hsv", search_dir=tmp_path)(1, 0, 0)[0] == 0
+        assert sys.path.index(str(tmp_path)) > 0
+    finally:
+        sys.path[:] = saved
+        sys.modules.pop("mymodels", None)

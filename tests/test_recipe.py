@@ -86,3 +86,37 @@ def test_missing_recipe_file(tmp_path):
 def test_lambda_memory_out_of_range():
     with pytest.raises(RecipeError, match=r"package\.lambda: .*128\.\.10240"):
         parse_recipe({"model": {"onnx": "a.onnx"}, "package": {"lambda": {"memory_mb": [64]}}})
+
+
+ALIAS_BOMB = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)
+)
+
+
+def _refused_fast(path, pattern):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(RecipeError, match=pattern) as info:
+        load_recipe(path)
+    assert time.perf_counter() - start < 1.0  # refused before any expansion or parsing
+    assert info.value.exit_code == 2 and str(path) in str(info.value)
+
+
+def test_alias_bomb_refused(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(ALIAS_BOMB + "model: {onnx: m.onnx}\n")
+    _refused_fast(path, "aliases")
+
+
+def test_oversized_recipe_refused(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text("model: {onnx: m.onnx}\nname: " + "a" * (50 << 20) + "\n")
+    _refused_fast(path, "a recipe may be 1,048,576 at most")
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a" * 101, "", "has space"])
+def test_recipe_name_must_be_a_folder_name(write_recipe, name):
+    path = write_recipe(f"name: '{name}'\nmodel: {{onnx: m.onnx}}\n")
+    with pytest.raises(RecipeError, match="name: string should match pattern"):
+        load_recipe(path)

@@ -2,7 +2,8 @@
 reproducible (sorted entries, 1980-01-01 timestamps, fixed modes, fixed deflate level), checked
 against the size budget, and self-checked under awslambdaric where the host can run it.
 
-Public API: ``build_lambda_zip(...) -> LambdaZip`` and ``measure_cold_start(zip_path, runs)``.
+Public API: ``build_lambda_zip(model, io, task, out_dir, options: LambdaTarget) -> LambdaZip``
+and ``measure_cold_start(zip_path, runs)``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from edgecompress.errors import ExportError
 from edgecompress.iospec import IOSpec, TensorSpec
 from edgecompress.model import TaskKind, TaskSpec
 from edgecompress.outdir import sha256_file
+from edgecompress.recipe import LambdaTarget
 
 ZIP_LEVEL = 9
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -80,21 +82,18 @@ def build_lambda_zip(
     io: IOSpec,
     task: TaskSpec,
     out_dir: Path,
-    arch: str,
-    python: str,
+    options: LambdaTarget | None = None,
     *,
     tokenizer_dir: Path | None = None,
-    memory_mb: int = 1024,
-    budget_mib: float = 50,
-    unzipped_budget_mib: float = 250,
-    timeout_s: int = 30,
     sample_feeds: dict | None = None,
     reference_outputs: dict | None = None,
-    self_check: bool = True,
     max_batch: int = MAX_BATCH,
 ) -> LambdaZip:
-    """Build ``out_dir/lambda-<arch>-py<ver>.zip`` and ``template.yaml``; nothing is written to
-    out_dir unless the zip fits its budget and passes its self-check."""
+    """Build ``out_dir/lambda-<arch>-py<ver>.zip`` and ``template.yaml`` for the function
+    ``options`` describes (default: ``LambdaTarget()``, the CLI's defaults); nothing is written
+    to out_dir unless the zip fits its budget and passes its self-check."""
+    options = options or LambdaTarget()
+    arch, python, memory_mb = options.arch.value, options.python.value, options.memory_mb
     model_path, target = Path(model_path), Target(arch, python)
     if not model_path.is_file():
         raise ExportError(f"lambda: model file not found: {model_path}")
@@ -121,15 +120,15 @@ def build_lambda_zip(
             parts,
             zipped,
             unzipped,
-            budget_mib,
-            unzipped_budget_mib,
+            options.budget_mib,
+            options.unzipped_budget_mib,
             runtime,
             _model_hint(model_path),
         )
         check = _check(
             built,
             target,
-            self_check,
+            options.self_check,
             verified,
             model_path,
             spec,
@@ -139,7 +138,7 @@ def build_lambda_zip(
             memory_mb,
         )
         template = _render_template(
-            Path(tmp) / "template.yaml", built.name, target, memory_mb, timeout_s
+            Path(tmp) / "template.yaml", built.name, target, memory_mb, options.timeout_s
         )
         final, final_template = _publish(built, template, Path(out_dir))
     return LambdaZip(

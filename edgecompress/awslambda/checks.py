@@ -1,12 +1,18 @@
 """What the Lambda self-check sends and expects: good events (compared with reference
 outputs), malformed events (each must get a 400 naming the problem), cold-start timings, and
-the cross-target check (wheel tags, ELF machines) where the zip cannot run on this host."""
+the cross-target check (wheel tags, ELF machines) where the zip cannot run on this host.
+
+Cold start is defined here, once (``cold_start_sample``, ``cold_start_summary``): the
+self-check reports it, and edgecompress.measure (later in the data flow) reuses it for model
+files and zips, so every report, CLI and benchmark figure means the same thing.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+import platform
 import statistics
 import tempfile
 from pathlib import Path
@@ -14,15 +20,43 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.awslambda.selfcheck import LocalFunction, ric_dir_for, task_env_ok, unzip
-from edgecompress.awslambda.target import ARCHES, host_python, interpreter_for
+from edgecompress.awslambda.target import host_python, machine_of, target_interpreter
 from edgecompress.awslambda.trim import elf_files, elf_machine
 from edgecompress.awslambda.wheels import check_wheel_tags
 from edgecompress.errors import ValidationError
 from edgecompress.iospec import IOSpec
+from edgecompress.model import tokenize
 from edgecompress.runtimes import open_runner
 
 DEFAULT_TEXTS = ["A small model answers quickly.", "Lambda functions start cold, then warm."]
 TEN_MB = 10 * 1024 * 1024
+COLD_START_KEYS = ("import_ms", "load_ms", "first_inference_ms", "total_ms", "process_ms")
+
+
+def cold_start_sample(timings: dict, process_ms: float | None = None) -> dict:
+    """One cold start of a fresh serving process, from its ``timings`` (ms; other figures are
+    kept): ``total_ms`` = init + ``first_inference_ms``, the serving code's own cold start, where
+    init is ``init_ms`` (importing the handler, timed from outside) or else ``import_ms`` (the
+    libraries) + ``load_ms`` (the model); ``process_ms``, where given, runs from the start of
+    the process to its first answer (the interpreter's and the runtime's own start included)."""
+    sample = dict(timings)
+    init = timings.get("init_ms")
+    if init is None and "import_ms" in timings and "load_ms" in timings:
+        init = timings["import_ms"] + timings["load_ms"]
+    if init is not None and timings.get("first_inference_ms") is not None:
+        sample["total_ms"] = init + timings["first_inference_ms"]
+    if process_ms is not None:
+        sample["process_ms"] = process_ms
+    return sample
+
+
+def cold_start_summary(samples: list[dict], keys=COLD_START_KEYS) -> dict:
+    """Each figure's median over fresh processes (None where none had it), and ``runs``."""
+    summary = {}
+    for key in keys:
+        values = [s[key] for s in samples if s.get(key) is not None]
+        summary[key] = float(statistics.median(values)) if values else None
+    return {**summary, "runs": len(samples)}
 
 
 def sample_feeds_for(inputs: list[dict], seed: int = 0, batch: int = 2) -> dict[str, np.ndarray]:
@@ -152,8 +186,7 @@ def self_check(
             root, ric, memory_mb, python=python, log_dir=Path(tmp), interpreter=interpreter
         ) as fn:
             events, answers = _run_events(fn, spec, reference, feeds, texts)
-            cold = dict(fn.init_timings())
-        cold["total_ms"] = answers[0]["seconds"] * 1e3
+            cold = cold_start_sample(fn.init_timings(), answers[0]["seconds"] * 1e3)
     failed = [e for e in events if not e["passed"]]
     result = {"passed": not failed, "events": events, "answers": answers, "cold_start": cold}
     if failed:
@@ -189,8 +222,9 @@ def _check_400(answer, word: str) -> dict:
 
 
 def measure_cold_start(zip_path: Path, runs: int = 5, memory_mb: int = 1024) -> dict:
-    """Median over ``runs`` fresh processes: import, load (session), first inference, total
-    (process start to first answer), in ms."""
+    """The zip's cold start (``cold_start_sample``) under awslambdaric, median over ``runs``
+    fresh processes: import, load (session), first inference, total, and process start to
+    first answer (``process_ms``), in ms."""
     samples = []
     with tempfile.TemporaryDirectory(prefix="ec-lambda-cold-") as tmp:
         root = unzip(zip_path, Path(tmp) / "task")
@@ -206,25 +240,23 @@ def measure_cold_start(zip_path: Path, runs: int = 5, memory_mb: int = 1024) -> 
             ) as fn:
                 _kind, answer, seconds = fn.invoke(event)
                 _outputs_of(answer)
-                samples.append(dict(fn.init_timings(), total_ms=seconds * 1e3))
-    keys = ("import_ms", "load_ms", "first_inference_ms", "total_ms")
-    result = {k: statistics.median(s.get(k, float("nan")) for s in samples) for k in keys}
-    return {**result, "runs": runs, "samples": samples, "memory_mb": memory_mb}
+                samples.append(cold_start_sample(fn.init_timings(), seconds * 1e3))
+    return {**cold_start_summary(samples), "samples": samples, "memory_mb": memory_mb}
 
 
 def _interpreter(spec: dict, zip_path: Path) -> tuple[str, str]:
-    """(python, interpreter) for the zip's target, or a clear error when none is here."""
-    import platform
-
-    target = spec.get("target") or {"arch": "x86_64", "python": host_python()}
-    machine = ARCHES.get(target["arch"], target["arch"])
-    interpreter = interpreter_for(machine, target["python"])
+    """(python, interpreter) for the zip's target (this host's where it records none), or a
+    clear error when no such interpreter is here."""
+    target = spec.get("target") or {}
+    python = str(target.get("python") or host_python())
+    interpreter = target_interpreter(target.get("arch"), python)
     if interpreter is None:
+        machine = machine_of(target["arch"]) if target.get("arch") else platform.machine()
         raise ValidationError(
-            f"lambda cold start: {zip_path.name} targets {machine} Python {target['python']}; "
+            f"lambda cold start: {zip_path.name} targets {machine} Python {python}; "
             f"this host ({platform.machine()}) has no such interpreter (PATH, pyenv)"
         )
-    return target["python"], interpreter
+    return python, interpreter
 
 
 def verify_target(stage: Path, wheels: list, target) -> dict:
@@ -256,25 +288,19 @@ def host_reference(
     texts: list[str] | None,
     tokenizer_dir: Path | None,
 ) -> dict:
-    """Reference outputs from the host's own runtime, on the inputs the self-check sends."""
-
+    """Reference outputs from the host's own runtime, on the inputs the self-check sends
+    (texts tokenized as the handler does: the zip's max_length and pad token)."""
+    io = IOSpec.from_dict(spec)
     if texts is not None:
-        feeds = tokenize(Path(tokenizer_dir) / "tokenizer.json", spec, texts)
-    runner = open_runner(Path(model_path), threads=1, io=IOSpec.from_dict(spec))
+        text = spec["text"]
+        feeds = tokenize(
+            tokenizer_dir,
+            texts,
+            io,
+            int(text["max_length"]),
+            pad_id=int(text["pad_id"]),
+            pad_token=text["pad_token"],
+        )
+    runner = open_runner(Path(model_path), threads=1, io=io)
     outputs = runner.run({k: np.asarray(v) for k, v in feeds.items()})
     return {name: np.asarray(outputs[name]) for name in (t["name"] for t in spec["outputs"])}
-
-
-def tokenize(tokenizer_json: Path, spec: dict, texts: list[str]) -> dict[str, np.ndarray]:
-    """The handler's tokenization (truncate, pad to the longest), on the host."""
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(tokenizer_json))
-    tok.enable_truncation(max_length=int(spec["text"]["max_length"]))
-    tok.enable_padding(pad_id=int(spec["text"]["pad_id"]), pad_token=spec["text"]["pad_token"])
-    enc = tok.encode_batch(texts)
-    fields = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
-    return {
-        s["name"]: np.array([getattr(e, fields[s["name"]]) for e in enc], dtype=s["dtype"])
-        for s in spec["inputs"]
-    }

@@ -18,14 +18,26 @@ from pathlib import Path
 
 from edgecompress.errors import ExportError
 
-ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}
+ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's arch name -> machine name
+MACHINE_ALIASES = {"AMD64": "x86_64", "arm64": "aarch64"}  # Windows / macOS machine names
 ELF_MACHINE = {"x86_64": 62, "aarch64": 183}
 GLIBC = {"3.11": 26, "3.12": 34, "3.13": 34}  # AL2 for <= 3.11, AL2023 for 3.12+
 
 
 def arch_of(machine: str) -> str:
-    """Lambda's name for a machine (aarch64 -> arm64)."""
+    """Lambda's name for a machine (aarch64 -> arm64, AMD64 -> x86_64); others unchanged."""
+    machine = MACHINE_ALIASES.get(machine, machine)
     return {v: k for k, v in ARCHES.items()}.get(machine, machine)
+
+
+def machine_of(arch: str) -> str:
+    """The machine name for Lambda's ``arch`` (arm64 -> aarch64); others unchanged."""
+    return ARCHES.get(arch, arch)
+
+
+def host_arch() -> str:
+    """This host's architecture in Lambda's names (x86_64 | arm64)."""
+    return arch_of(platform.machine())
 
 
 def host_python() -> str:
@@ -48,7 +60,8 @@ def _version_key(path: Path) -> tuple:
 @functools.cache
 def interpreter_for(machine: str, python: str) -> str | None:
     """A path to a working Python ``python`` (e.g. "3.12") for ``machine``, or None."""
-    if platform.machine() != machine:
+    host = platform.machine()
+    if MACHINE_ALIASES.get(host, host) != MACHINE_ALIASES.get(machine, machine):
         return None
     if python == host_python():
         return sys.executable
@@ -62,6 +75,13 @@ def interpreter_for(machine: str, python: str) -> str | None:
         if probe.returncode == 0 and probe.stdout.strip() == python:
             return str(path)
     return None
+
+
+def target_interpreter(arch: str | None, python: str | None) -> str | None:
+    """An interpreter here for code built for Lambda ``arch`` / ``python`` (a missing one
+    means this host's), or None."""
+    machine = machine_of(arch) if arch else platform.machine()
+    return interpreter_for(machine, str(python) if python else host_python())
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 
 import click
@@ -71,8 +72,21 @@ def force_option(fn):
     return click.option("--force", is_flag=True, help="Replace an existing output folder.")(fn)
 
 
+def strict_json(value):
+    """``value`` with every NaN or infinite float as null: what JSON readers accept."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
+
+
 def emit_json(document) -> None:
-    click.echo(json.dumps(document, indent=2, default=str))
+    """One strict JSON document on stdout (never bare NaN or Infinity)."""
+    text = json.dumps(document, indent=2, default=str)  # default=str turns paths etc. to text
+    click.echo(json.dumps(strict_json(json.loads(text)), indent=2, allow_nan=False))
 
 
 def load_model_arg(model: Path, factory: str | None = None, task=None):

@@ -4,12 +4,10 @@ written atomically with a manifest.json."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import click
 
-from edgecompress import __version__
 from edgecompress.cli.common import (
     emit_json,
     force_option,
@@ -17,34 +15,13 @@ from edgecompress.cli.common import (
     json_option,
     load_model_arg,
 )
-from edgecompress.context import RunContext
-from edgecompress.data import load_dataset
 from edgecompress.model import DEFAULT_METRIC, TaskKind, TaskSpec
-from edgecompress.outdir import atomic_dir, sha256_file
+from edgecompress.pipeline import run_export
+from edgecompress.quantspec import QuantScheme, realise
 from edgecompress.registry import EXPORTERS
 
-SCHEMES = [
-    "int8-static",
-    "int8-dynamic",
-    "int8-token",
-    "int8-weight-only",
-    "int4-weight-only",
-    "fp16",
-    "int8-full",
-]
-# What each format makes of a scheme name (None: the format cannot realise it).
-FORMAT_SCHEMES = {
-    "onnx": {s: s for s in SCHEMES if s != "int8-full"} | {"int8-full": "int8-static"},
-    "tflite": {
-        "int8-static": "int8-full",
-        "int8-full": "int8-full",
-        "fp16": "fp16",
-        "int8-dynamic": "int8-dynamic",
-        "int8-weight-only": "int8-dynamic",
-        "int4-weight-only": None,
-        "int8-token": None,  # an ONNX graph rewrite (per-token scales at run time)
-    },
-}
+# Every scheme but "none" (the float variant is always written); each format maps or refuses it.
+SCHEMES = [s.value for s in QuantScheme if s is not QuantScheme.none]
 
 
 @click.command("export")
@@ -92,7 +69,7 @@ def export(fmt, model, schemes, data, task_kind, factory, config_json, out, forc
     """
     config = _config(fmt, schemes, config_json)
     bundle = load_model_arg(model, factory, _task(model, task_kind, data))
-    manifest = run_export(fmt, bundle, config, out, force, data)
+    manifest = run_export(fmt, bundle, config, out, force, data, protect=[model])
     if as_json:
         emit_json(manifest)
         return
@@ -117,12 +94,10 @@ def _config(fmt: str, schemes: tuple[str, ...], config_json: str | None):
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--config") from None
     if schemes:
-        mapped = [FORMAT_SCHEMES[fmt][s] for s in schemes]
-        bad = [s for s, m in zip(schemes, mapped, strict=True) if m is None]
-        if bad:
-            raise click.BadParameter(
-                f"{fmt} cannot realise {', '.join(bad)}", param_hint="--quantize"
-            )
+        try:
+            mapped = [realise(fmt, s).value for s in schemes]
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--quantize") from None
         raw["quantize"] = ["none", *mapped]
     try:
         return entry.config_cls.model_validate(raw)
@@ -139,30 +114,6 @@ def _task(model: Path, kind: str | None, data: str | None):
     task_kind = TaskKind(kind)
     default_data = "sentences" if task_kind == TaskKind.embedding else "digits"
     return TaskSpec(task_kind, data or default_data, DEFAULT_METRIC[task_kind])
-
-
-def run_export(fmt: str, bundle, config, out: Path, force: bool, data: str | None) -> dict:
-    """Run one exporter into ``out`` atomically; return the manifest written there."""
-
-    with atomic_dir(out, force) as work:
-        ctx = RunContext(load_dataset(data or bundle.task.data), work)
-        start = time.perf_counter()
-        variants = EXPORTERS.get(fmt).handler(bundle, config, ctx, work)
-        manifest = {
-            "schema_version": 1,
-            "tool": {"name": "edgecompress", "version": __version__},
-            "command": "export",
-            "format": fmt,
-            "model": bundle.source,
-            "task": bundle.task.to_dict(),
-            "config": json.loads(config.model_dump_json()),
-            "baseline": ctx.baseline,
-            "seconds": round(time.perf_counter() - start, 3),
-            "variants": [v.to_dict(work) for v in variants],
-            "files": {p.name: sha256_file(p) for p in sorted(work.iterdir()) if p.is_file()},
-        }
-        (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-    return manifest
 
 
 COMMANDS = [export]

@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 a step failed; 2 usage error (bad flag, invalid recipe)
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from edgecompress.cli.common import (  # noqa: F401 (re-exported for plugins and
     load_model_arg,
     out_option,
 )
-from edgecompress.errors import GateError, OutputExistsError
+from edgecompress.errors import GateError, Interrupted, OutputExistsError
 from edgecompress.inspect_model import render, summarize
+from edgecompress.outdir import written_by_us
 from edgecompress.pipeline import run_recipe
 from edgecompress.progress import setup_logging
 from edgecompress.recipe import load_recipe
@@ -103,9 +105,12 @@ def demo(out: Path, as_json: bool) -> None:
     recipe_path = REPO_RECIPES / "digits.yaml"
     if not recipe_path.exists():
         raise click.ClickException(f"demo recipe not found at {recipe_path} (install with pip -e)")
-    is_old_demo = (out / "manifest.json").exists()
-    if out.exists() and not is_old_demo:
-        raise OutputExistsError(f"{out} exists and is not a previous demo output; use -o")
+    if (out.exists() or out.is_symlink()) and not (out.is_dir() and written_by_us(out)):
+        kind = "a folder" if out.is_dir() else "a file"
+        raise OutputExistsError(
+            f"-o {out}: {kind} that is not a previous demo output (no manifest.json written by "
+            "edgecompress); choose another -o (nothing was changed)"
+        )
     _run_and_print(load_recipe(recipe_path), out, True, as_json)
 
 
@@ -168,5 +173,17 @@ for _module in (export_cmd, package_cmd, bench_cmd):
         cli.add_command(_command)
 
 
+def _interrupt(signum: int, frame) -> None:
+    raise Interrupted(signum)
+
+
 def main() -> None:
-    cli(prog_name="compress")
+    """The console script: SIGTERM and SIGHUP unwind like Ctrl-C, so every temp folder and
+    child process is cleaned up, then exit 128 + the signal number (143 for SIGTERM)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    try:
+        cli(prog_name="compress")
+    except Interrupted as exc:
+        click.echo(f"compress: {exc}; temporary files removed", err=True)
+        sys.exit(exc.exit_code)

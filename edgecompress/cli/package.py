@@ -2,20 +2,58 @@
 
 from __future__ import annotations
 
-import json
+from enum import Enum
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
-from edgecompress.awslambda.bundle import build_lambda_zip, tflite_io
 from edgecompress.awslambda.deploy import deploy_lambda
 from edgecompress.awslambda.sizes import mib
 from edgecompress.cli.common import emit_json, force_option, handle_errors, json_option, out_option
-from edgecompress.errors import ExportError
-from edgecompress.iospec import IOSpec
-from edgecompress.loaders import load_onnx
 from edgecompress.model import TaskKind, TaskSpec
-from edgecompress.outdir import atomic_dir, sha256_file
+from edgecompress.pipeline import run_package_lambda
+from edgecompress.recipe import LambdaTarget, error_message
+
+
+def target_option(name: str, **extra):
+    """``--<name>`` for a LambdaTarget field: its type, range, default and help come from the
+    model (one spelling of each Lambda option)."""
+    field = LambdaTarget.model_fields[name]
+    default = field.default.value if isinstance(field.default, Enum) else field.default
+    return click.option(
+        "--" + name.replace("_", "-"),
+        type=_click_type(field),
+        default=default,
+        show_default=True,
+        help=field.description,
+        **extra,
+    )
+
+
+def _click_type(field):
+    if isinstance(field.annotation, type) and issubclass(field.annotation, Enum):
+        return click.Choice([m.value for m in field.annotation])
+    keys = ("gt", "ge", "lt", "le")
+    bound = {k: getattr(m, k) for m in field.metadata for k in keys if hasattr(m, k)}
+    ranged = click.FloatRange if field.annotation is float else click.IntRange
+    return ranged(
+        min=bound.get("gt", bound.get("ge")),
+        max=bound.get("lt", bound.get("le")),
+        min_open="gt" in bound,
+        max_open="lt" in bound,
+    )
+
+
+def lambda_options(flags: dict) -> LambdaTarget:
+    """The flags validated through LambdaTarget; an error is a usage error naming the flag."""
+    try:
+        return LambdaTarget.model_validate(flags)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else ""
+        flag = "--no-self-check" if name == "self_check" else "--" + name.replace("_", "-")
+        raise click.BadParameter(error_message(err), param_hint=[flag]) from None
 
 
 @click.group("package")
@@ -25,43 +63,12 @@ def package() -> None:
 
 @package.command("lambda")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option(
-    "--arch",
-    type=click.Choice(["arm64", "x86_64"]),
-    default="x86_64",
-    show_default=True,
-    help="Lambda architecture.",
-)
-@click.option(
-    "--python",
-    "python",
-    type=click.Choice(["3.11", "3.12", "3.13"]),
-    default="3.12",
-    show_default=True,
-    help="Lambda runtime pythonX.Y.",
-)
-@click.option(
-    "--budget-mib",
-    type=click.FloatRange(min=0, min_open=True),
-    default=50.0,
-    show_default=True,
-    help="Zipped size budget (direct upload limit is 50 MiB).",
-)
-@click.option(
-    "--unzipped-budget-mib",
-    type=click.FloatRange(min=0, min_open=True),
-    default=250.0,
-    show_default=True,
-    help="Unzipped size budget.",
-)
-@click.option(
-    "--memory-mb",
-    type=click.IntRange(128, 10240),
-    default=1024,
-    show_default=True,
-    help="Function memory (threads = memory / 1769 MB, at least 1).",
-)
-@click.option("--timeout-s", type=click.IntRange(1, 900), default=30, show_default=True)
+@target_option("arch")
+@target_option("python")
+@target_option("budget_mib")
+@target_option("unzipped_budget_mib")
+@target_option("memory_mb")
+@target_option("timeout_s")
 @click.option(
     "--task",
     type=click.Choice(["classification", "embedding", "regression"]),
@@ -80,49 +87,18 @@ def package() -> None:
 @handle_errors
 def lambda_(
     model: Path,
-    arch: str,
-    python: str,
-    budget_mib: float,
-    unzipped_budget_mib: float,
-    memory_mb: int,
-    timeout_s: int,
     task: str,
     tokenizer: Path | None,
     no_self_check: bool,
     out: Path,
     force: bool,
     as_json: bool,
+    **flags,
 ) -> None:
     """Build OUT/lambda-<arch>-py<ver>.zip, template.yaml and manifest.json from MODEL."""
 
-    task_spec = _task(task)
-    io = _io_for(model, task_spec)
-    with atomic_dir(out, force) as tmp:
-        result = build_lambda_zip(
-            model,
-            io,
-            task_spec,
-            tmp,
-            arch,
-            python,
-            tokenizer_dir=tokenizer,
-            memory_mb=memory_mb,
-            budget_mib=budget_mib,
-            unzipped_budget_mib=unzipped_budget_mib,
-            timeout_s=timeout_s,
-            self_check=not no_self_check,
-        )
-        doc = result.to_dict()
-        doc["path"], doc["template"] = result.path.name, result.template.name
-        manifest = {
-            "schema_version": 1,
-            "command": "package lambda",
-            "model": {"path": str(model), "sha256": sha256_file(model)},
-            "memory_mb": memory_mb,
-            "timeout_s": timeout_s,
-            "lambda": doc,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    options = lambda_options({**flags, "self_check": not no_self_check})
+    manifest = run_package_lambda(model, _task(task), options, out, force, tokenizer)
     if as_json:
         emit_json(manifest)
     else:
@@ -136,17 +112,6 @@ def _task(kind: str):
     if kind == "regression":
         return TaskSpec(kind=TaskKind.regression, metric="mse")
     return TaskSpec()
-
-
-def _io_for(model: Path, task):
-
-    if not model.is_file():
-        raise ExportError(f"model: file not found: {model}")
-    if model.suffix == ".onnx":
-        return load_onnx(model, task).io
-    if model.suffix == ".tflite":
-        return tflite_io(model, IOSpec())
-    raise ExportError(f"model: {model} must be an .onnx or .tflite file")
 
 
 def render(manifest: dict, out: Path) -> str:
@@ -188,8 +153,8 @@ def deploy() -> None:
 @click.option("--function-name", required=True, help="Lambda function to create or update.")
 @click.option("--role-arn", required=True, help="Execution role ARN (used when creating).")
 @click.option("--region", default="us-east-1", show_default=True)
-@click.option("--memory-mb", type=click.IntRange(128, 10240), default=1024, show_default=True)
-@click.option("--timeout-s", type=click.IntRange(1, 900), default=30, show_default=True)
+@target_option("memory_mb")
+@target_option("timeout_s")
 @click.option("--endpoint-url", help="Another Lambda API endpoint (LocalStack, moto).")
 @json_option
 @handle_errors

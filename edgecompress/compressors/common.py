@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from edgecompress.data import Split
 from edgecompress.model import ModelBundle
 
-PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+@functools.cache
+def prunable_types() -> tuple[type, ...]:
+    """The layer types whose weights are pruned, quantized and measured: Conv1d/2d/3d, Linear."""
+    from torch import nn
+
+    return (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 def size_bytes(module: nn.Module) -> int:
@@ -27,7 +37,8 @@ def size_bytes(module: nn.Module) -> int:
 
 def prunable_weights(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, layer) of every Conv/Linear: the weights sparsity is measured over."""
-    return [(n, m) for n, m in module.named_modules() if isinstance(m, PRUNABLE)]
+    kinds = prunable_types()
+    return [(n, m) for n, m in module.named_modules() if isinstance(m, kinds)]
 
 
 def sparsity(module: nn.Module) -> float:
@@ -42,6 +53,8 @@ def sparsity(module: nn.Module) -> float:
 
 def to_torch(bundle: ModelBundle, feeds: dict[str, np.ndarray]) -> list[torch.Tensor]:
     """Positional torch inputs in the IO spec's order."""
+    import torch
+
     return [torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in bundle.io.inputs]
 
 
@@ -85,6 +98,8 @@ def replace_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
 
 def run_batches(module: nn.Module, batches, handles: list) -> None:
     """Run ``batches`` through ``module`` without grad (for its hooks), then remove ``handles``."""
+    import torch
+
     try:
         with torch.no_grad():
             for inputs in batches:

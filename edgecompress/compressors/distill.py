@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import copy
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import Field, model_validator
-from torch import nn
 
 from edgecompress.compressors.common import first_output, metric_stats, size_bytes, to_torch
 from edgecompress.compressors.distill_train import train_student
@@ -22,6 +21,9 @@ from edgecompress.errors import CompressorError
 from edgecompress.imports import import_object
 from edgecompress.loaders import load_state_dict, resolve_path
 from edgecompress.registry import StepConfig, register_compressor
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class EmbeddingLoss(StrEnum):
@@ -81,6 +83,8 @@ class DistillConfig(StepConfig):
 
 def derive_encoder_student(teacher: nn.Module, layers: int) -> nn.Module:
     """A copy of a HF encoder wrapper keeping ``layers`` evenly spaced encoder layers."""
+    from torch import nn
+
     base = getattr(getattr(teacher, "model", None), "base_model", None)
     encoder_layers = getattr(getattr(base, "encoder", None), "layer", None)
     if encoder_layers is None:
@@ -119,6 +123,8 @@ def build_student(bundle, config: DistillConfig) -> tuple[nn.Module, dict]:
 
 
 def _check_shapes(bundle, student: nn.Module) -> None:
+    import torch
+
     inputs = to_torch(bundle, bundle.example_inputs)
     with torch.no_grad():
         t, s = first_output(bundle.module(*inputs)), first_output(student.eval()(*inputs))
@@ -132,6 +138,7 @@ def _check_shapes(bundle, student: nn.Module) -> None:
 @register_compressor("distill", DistillConfig)
 def distill(bundle, config: DistillConfig, ctx):
     """Distil the model into a smaller student (KL + task loss, or embedding matching)."""
+    import torch
 
     if bundle.module is None:
         raise CompressorError("distill needs a torch teacher model (this bundle is ONNX-only)")

@@ -8,18 +8,22 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from edgecompress.compressors.common import first_output, subset, to_torch
 from edgecompress.model import TaskKind
 from edgecompress.progress import log, progress
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 
 def setup_distributed() -> tuple[int, int, torch.device]:
     """(rank, world size, device); initialises torch.distributed under torchrun."""
+    import torch
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -35,6 +39,8 @@ def setup_distributed() -> tuple[int, int, torch.device]:
 
 
 def distill_loss(kind, student_out, teacher_out, labels, config) -> torch.Tensor:
+    from torch import nn
+
     if kind == TaskKind.embedding:
         mse = nn.functional.mse_loss(student_out, teacher_out)
         cos = (1 - nn.functional.cosine_similarity(student_out, teacher_out)).mean()
@@ -55,6 +61,8 @@ def distill_loss(kind, student_out, teacher_out, labels, config) -> torch.Tensor
 
 
 def _outputs(module, bundle, split, device, batch_size=128) -> torch.Tensor:
+    import torch
+
     chunks = []
     with torch.no_grad():
         for batch in split.batches(batch_size):
@@ -65,6 +73,8 @@ def _outputs(module, bundle, split, device, batch_size=128) -> torch.Tensor:
 
 def val_score(student, bundle, split, device, teacher_val) -> float:
     """Higher is better: accuracy, mean cosine to the teacher, or -MSE."""
+    from torch import nn
+
     out = _outputs(student.eval(), bundle, split, device)
     kind = bundle.task.kind
     if kind == TaskKind.classification:
@@ -78,6 +88,8 @@ def val_score(student, bundle, split, device, teacher_val) -> float:
 
 class _Loop:
     def __init__(self, student, teacher, bundle, ctx, config):
+        import torch
+
         self.rank, self.world, self.device = setup_distributed()
         if self.device.type != "cpu":  # never move the input bundle's module
             teacher = copy.deepcopy(teacher)
@@ -108,6 +120,8 @@ class _Loop:
             yield subset(self.train, idx[start : start + self.config.batch_size])
 
     def step(self, batch) -> float:
+        import torch
+
         inputs = [t.to(self.device) for t in to_torch(self.bundle, self.bundle.feeds(batch))]
         with torch.no_grad():
             teacher_out = first_output(self.teacher(*inputs))
@@ -122,6 +136,8 @@ class _Loop:
 
 
 def _checkpoint(loop: _Loop, state: dict, name: str) -> None:
+    import torch
+
     if loop.config.checkpoint_dir and loop.rank == 0:
         folder = Path(loop.config.checkpoint_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -130,6 +146,8 @@ def _checkpoint(loop: _Loop, state: dict, name: str) -> None:
 
 def train_student(student, teacher, bundle, ctx, config) -> tuple[nn.Module, dict]:
     """Distil ``teacher`` into ``student``; returns the best student (on val) and facts."""
+    import torch
+
     torch.manual_seed(config.seed)
     loop = _Loop(student, teacher, bundle, ctx, config)
     teacher_val = _outputs(loop.teacher, bundle, loop.val, loop.device)

@@ -6,9 +6,9 @@ distance to the original model's embeddings (no labels needed).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import nn
 
 from edgecompress.compressors.common import first_output, shuffled_batches, to_torch
 from edgecompress.errors import CompressorError
@@ -17,8 +17,15 @@ from edgecompress.model import ModelBundle, TaskKind
 from edgecompress.progress import progress
 from edgecompress.runtimes import TorchRunner
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 
 def task_loss(bundle: ModelBundle, out: torch.Tensor, batch, reference=None) -> torch.Tensor:
+    import torch
+    from torch import nn
+
     kind = bundle.task.kind
     if kind == TaskKind.classification:
         return nn.functional.cross_entropy(out, torch.as_tensor(batch.labels, dtype=torch.long))
@@ -38,6 +45,8 @@ def finetune(
     reference: nn.Module | None = None,
 ) -> nn.Module:
     """Train ``module`` in place for ``epochs`` on ``ctx.data.train``; returns it in eval mode."""
+    import torch
+
     train = ctx.data.train
     needs_labels = bundle.task.kind != TaskKind.embedding
     if needs_labels and train.labels is None:

@@ -8,22 +8,41 @@ the fallback cannot fold, the error names the layer fx failed on.
 
 from __future__ import annotations
 
-import torch
-import torch.fx as fx
-import torch.nn.functional as F
+import functools
+from typing import TYPE_CHECKING
+
 from pydantic import Field
-from torch import nn
-from torch.fx.passes.shape_prop import ShapeProp
-from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from edgecompress.compressors.common import metric_stats, size_bytes, to_torch
 from edgecompress.compressors.tracing import module_of, trace
 from edgecompress.errors import CompressorError
 from edgecompress.registry import StepConfig, register_compressor
 
-CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-DROPS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity)
+if TYPE_CHECKING:
+    import torch.fx as fx
+    from torch import nn
+
+
+@functools.cache
+def convs() -> tuple[type, ...]:
+    from torch import nn
+
+    return (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+@functools.cache
+def batchnorms() -> tuple[type, ...]:
+    from torch import nn
+
+    return (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+@functools.cache
+def drops() -> tuple[type, ...]:
+    """Layers that are no-ops in eval: Dropout variants and Identity."""
+    from torch import nn
+
+    return (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity)
 
 
 class FuseConfig(StepConfig):
@@ -39,6 +58,9 @@ class FuseConfig(StepConfig):
 
 def merge_linear(first: nn.Linear, second: nn.Linear) -> nn.Linear:
     """One Linear computing second(first(x)), composed in float64."""
+    import torch
+    from torch import nn
+
     w1, w2 = first.weight.double(), second.weight.double()
     b1 = first.bias.double() if first.bias is not None else torch.zeros(w1.shape[0]).double()
     bias = w2 @ b1 + (second.bias.double() if second.bias is not None else 0.0)
@@ -51,6 +73,8 @@ def merge_linear(first: nn.Linear, second: nn.Linear) -> nn.Linear:
 
 def _sole_producer(gm, node: fx.Node, kinds) -> fx.Node | None:
     """node's input when it is a call of a ``kinds`` module used by ``node`` only."""
+    import torch.fx as fx
+
     src = node.args[0] if node.args else None
     if not isinstance(src, fx.Node) or len(src.users) != 1 or len(node.all_input_nodes) != 1:
         return None
@@ -63,9 +87,13 @@ def _bypass(gm: fx.GraphModule, node: fx.Node, src: fx.Node) -> None:
 
 
 def _remove_dropouts(gm: fx.GraphModule) -> int:
+    import torch
+    import torch.fx as fx
+    import torch.nn.functional as F
+
     count = 0
     for node in list(gm.graph.nodes):
-        is_mod = isinstance(module_of(gm, node), DROPS)
+        is_mod = isinstance(module_of(gm, node), drops())
         is_fn = node.op == "call_function" and node.target in (F.dropout, torch.dropout)
         if (is_mod or is_fn) and isinstance(node.args[0], fx.Node):
             _bypass(gm, node, node.args[0])
@@ -74,12 +102,15 @@ def _remove_dropouts(gm: fx.GraphModule) -> int:
 
 
 def _fold_batchnorms(gm: fx.GraphModule, calls: dict) -> int:
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
     count = 0
     for node in list(gm.graph.nodes):
         bn = module_of(gm, node)
-        if not isinstance(bn, BATCHNORMS):
+        if not isinstance(bn, batchnorms()):
             continue
-        src = _sole_producer(gm, node, CONVS + (nn.Linear,))
+        src = _sole_producer(gm, node, convs() + (nn.Linear,))
         if src is None or calls[src.target] > 1 or calls[node.target] > 1:
             continue
         layer = module_of(gm, src)
@@ -97,6 +128,8 @@ def _fold_batchnorms(gm: fx.GraphModule, calls: dict) -> int:
 
 
 def _merge_linears(gm: fx.GraphModule, calls: dict) -> int:
+    from torch import nn
+
     count = 0
     for node in list(gm.graph.nodes):
         second = module_of(gm, node)
@@ -113,6 +146,8 @@ def _merge_linears(gm: fx.GraphModule, calls: dict) -> int:
 
 
 def fuse_fx(module: nn.Module, inputs, config: FuseConfig) -> tuple[nn.Module, dict]:
+    from torch.fx.passes.shape_prop import ShapeProp
+
     gm = trace(module, "fuse")
     ShapeProp(gm).propagate(*inputs)
     calls: dict[str, int] = {}
@@ -129,16 +164,19 @@ def fuse_fx(module: nn.Module, inputs, config: FuseConfig) -> tuple[nn.Module, d
 
 
 def _fuse_sequential(seq: nn.Sequential, config: FuseConfig, stats: dict) -> None:
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
     names = list(seq._modules)
     for i, name in enumerate(names):
         mod = seq._modules[name]
-        if config.remove_dropout and isinstance(mod, DROPS) and not isinstance(mod, nn.Identity):
+        if config.remove_dropout and isinstance(mod, drops()) and not isinstance(mod, nn.Identity):
             seq._modules[name] = nn.Identity()
             stats["dropouts_removed"] += 1
-        if not (config.fold_batchnorm and isinstance(mod, BATCHNORMS) and i):
+        if not (config.fold_batchnorm and isinstance(mod, batchnorms()) and i):
             continue
         prev = seq._modules[names[i - 1]]
-        if isinstance(prev, CONVS):
+        if isinstance(prev, convs()):
             seq._modules[names[i - 1]] = fuse_conv_bn_eval(prev, mod)
             seq._modules[name] = nn.Identity()
             stats["batchnorms_folded"] += 1
@@ -146,22 +184,26 @@ def _fuse_sequential(seq: nn.Sequential, config: FuseConfig, stats: dict) -> Non
 
 def fuse_modules(module: nn.Module, config: FuseConfig, why: str) -> tuple[nn.Module, dict]:
     """Fallback without tracing: fuse inside nn.Sequential containers only."""
+    from torch import nn
+
     stats = {"dropouts_removed": 0, "batchnorms_folded": 0, "linears_merged": 0}
     for mod in list(module.modules()):
         if isinstance(mod, nn.Sequential):
             _fuse_sequential(mod, config, stats)
         elif config.remove_dropout:
             for name, child in list(mod.named_children()):
-                if isinstance(child, DROPS) and not isinstance(child, nn.Identity):
+                if isinstance(child, drops()) and not isinstance(child, nn.Identity):
                     setattr(mod, name, nn.Identity())
                     stats["dropouts_removed"] += 1
-    left = [n for n, m in module.named_modules() if isinstance(m, BATCHNORMS)]
+    left = [n for n, m in module.named_modules() if isinstance(m, batchnorms())]
     if config.fold_batchnorm and left:
         raise CompressorError(f"{why}; BatchNorm layer(s) {left} could not be folded without it")
     return module.eval(), stats
 
 
 def _max_diff(bundle, module) -> float:
+    import torch
+
     inputs = to_torch(bundle, bundle.example_inputs)
     with torch.no_grad():
         ref, out = bundle.module(*inputs), module(*inputs)

@@ -7,9 +7,12 @@ own ``prune_heads``, which physically shrinks the Q/K/V and output projections.
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from edgecompress.errors import CompressorError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def _encoder_layers(module: nn.Module):

@@ -4,9 +4,8 @@ pruning that physically shrinks Conv/Linear layers, and attention-head pruning f
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.utils.prune as tprune
 from pydantic import Field, model_validator
 
 from edgecompress.compressors.common import (
@@ -21,6 +20,9 @@ from edgecompress.compressors.heads import prune_heads
 from edgecompress.compressors.structured import apply_plans, find_plans
 from edgecompress.errors import CompressorError
 from edgecompress.registry import StepConfig, register_compressor
+
+if TYPE_CHECKING:
+    import torch
 
 
 class PruneMethod(StrEnum):
@@ -69,6 +71,8 @@ class PruneConfig(StepConfig):
 
 def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
     """Keep the ``n`` largest of every ``m`` consecutive input weights of each output row."""
+    import torch
+
     flat = weight.detach().reshape(weight.shape[0], -1)
     if flat.shape[1] % m:
         raise ValueError(f"{flat.shape[1]} inputs are not a multiple of m={m}")
@@ -80,6 +84,8 @@ def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
 
 def _apply_masks(module, config: PruneConfig) -> list[str]:
     """Attach torch.nn.utils.prune masks; returns the layers skipped (n:m misfits)."""
+    import torch.nn.utils.prune as tprune
+
     layers = prunable_weights(module)
     if not layers:
         raise CompressorError("pruning: the model has no Conv/Linear weights to prune")
@@ -101,6 +107,8 @@ def _apply_masks(module, config: PruneConfig) -> list[str]:
 
 
 def _make_permanent(module) -> None:
+    import torch.nn.utils.prune as tprune
+
     for _, layer in prunable_weights(module):
         if tprune.is_pruned(layer):
             tprune.remove(layer, "weight")

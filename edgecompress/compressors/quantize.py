@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from edgecompress import kernels, quantspec
 from edgecompress.compressors.common import (
-    PRUNABLE,
     metric_stats,
+    prunable_types,
     replace_submodule,
     size_bytes,
     to_torch,
 )
 from edgecompress.compressors.quantize_static import apply_static
 from edgecompress.compressors.sensitivity import report
+from edgecompress.data import calibration_batches
 from edgecompress.errors import CompressorError
 from edgecompress.metrics import metric_drop
 from edgecompress.quantspec import CalibrationMethod, QuantScheme, QuantSpec
@@ -62,6 +64,11 @@ class QuantizeConfig(StepConfig):
         4, ge=0, description="Budget search: most layers kept float per scheme before moving on."
     )
 
+    @field_validator("scheme")
+    @classmethod
+    def _torch_realises(cls, value: QuantScheme) -> QuantScheme:
+        return quantspec.realise("torch", value)
+
     @field_validator("group_size")
     @classmethod
     def _group_size(cls, value: int) -> int:
@@ -78,32 +85,38 @@ class QuantizeConfig(StepConfig):
         )  # fmt: skip
 
 
-def calibration_batches(bundle, ctx, samples: int, batch_size: int = 32) -> list:
-    split = ctx.data.train.take(samples)
-    return [to_torch(bundle, bundle.feeds(b)) for b in split.batches(batch_size)]
+CALIBRATION_BATCH_SIZE = 32
+
+
+def torch_calibration_batches(bundle, ctx, samples: int) -> list:
+    """Calibration data as lists of positional torch tensors (none when the train split is
+    empty: weight-only and dynamic schemes then quantize without a sensitivity report)."""
+    if len(ctx.data.train) == 0:
+        return []
+    feeds = calibration_batches(bundle, ctx, samples, batch_size=CALIBRATION_BATCH_SIZE)
+    return [to_torch(bundle, f) for f in feeds]
 
 
 def _targets(module) -> dict:
-    from edgecompress.kernels import QuantLinear
-
-    return {n: m for n, m in module.named_modules() if isinstance(m, PRUNABLE + (QuantLinear,))}
+    kinds = prunable_types() + (kernels.QuantLinear,)
+    return {n: m for n, m in module.named_modules() if isinstance(m, kinds)}
 
 
 def _quantize_linears(module, spec: QuantSpec, kept: dict) -> list[str]:
     from torch import nn
 
-    from edgecompress.kernels import QuantLinear
-
     done = []
     for name, layer in list(module.named_modules()):
-        if name in kept or not isinstance(layer, PRUNABLE):
+        if name in kept or not isinstance(layer, prunable_types()):
             continue
         if not isinstance(layer, nn.Linear):
             kept[name] = "weight-only/dynamic schemes quantize Linear layers only in torch"
         elif spec.scheme == QuantScheme.int4_weight_only and layer.in_features % spec.group_size:
             kept[name] = f"in_features {layer.in_features} % group_size {spec.group_size} != 0"
         else:
-            q = QuantLinear.from_linear(layer, spec.scheme.value, spec.group_size, spec.symmetric)
+            q = kernels.QuantLinear.from_linear(
+                layer, spec.scheme.value, spec.group_size, spec.symmetric
+            )
             replace_submodule(module, name, q)
             done.append(name)
     return done
@@ -114,7 +127,7 @@ def realise(bundle, spec: QuantSpec, config: QuantizeConfig, batches) -> tuple[o
     import torch
 
     module = bundle.clone_module().eval()
-    layers = {n: m for n, m in module.named_modules() if isinstance(m, PRUNABLE)}
+    layers = {n: m for n, m in module.named_modules() if isinstance(m, prunable_types())}
     kept = {n: "keep_float" for n in layers if spec.keeps_float(n)}
     info: dict = {}
     if spec.scheme == QuantScheme.int8_static:
@@ -152,7 +165,8 @@ def trial(bundle, ctx, config: QuantizeConfig, spec: QuantSpec, batches, before:
     module, info = realise(bundle, spec, config, batches)
     new = bundle.replace(module=module, quant_spec=spec, float_module=bundle.module)
     after = ctx.evaluate_bundle(new)
-    layers = {n: m for n, m in bundle.module.named_modules() if isinstance(m, PRUNABLE)}
+    kinds = prunable_types()
+    layers = {n: m for n, m in bundle.module.named_modules() if isinstance(m, kinds)}
     stats = {"scheme": spec.scheme.value, "quant_spec": spec.to_dict(), **info}
     stats.update(metric_stats(ctx, before, after))
     stats["metric_drop"] = metric_drop(after["metric"], before["value"], after["value"])
@@ -221,7 +235,7 @@ def quantize(bundle, config: QuantizeConfig, ctx):
     if bundle.quant_spec is not None:
         raise CompressorError("quantize: the model is already quantized (one quantize step only)")
     before = ctx.evaluate_bundle(bundle)
-    batches = calibration_batches(bundle, ctx, config.calibration_samples)
+    batches = torch_calibration_batches(bundle, ctx, config.calibration_samples)
     if config.accuracy_budget is None:
         new, stats = trial(bundle, ctx, config, config.spec(), batches, before)
         return new, stats

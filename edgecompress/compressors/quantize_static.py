@@ -8,12 +8,16 @@ histogram of |x| and its 128-level quantization).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import nn
 
 from edgecompress.compressors.common import run_batches
 from edgecompress.quantspec import CalibrationMethod
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 SAMPLE_CAP = 1 << 18
 
@@ -88,6 +92,8 @@ class FakeQuantInput:
         self.scale, self.zero_point = scale, zero_point
 
     def __call__(self, module, args):
+        import torch
+
         x = torch.fake_quantize_per_tensor_affine(args[0], self.scale, self.zero_point, 0, 255)
         return (x, *args[1:])
 
@@ -96,11 +102,15 @@ class FakeQuantOutput(FakeQuantInput):
     """forward_hook: fake-quantize the layer's output to uint8."""
 
     def __call__(self, module, args, output):
+        import torch
+
         return torch.fake_quantize_per_tensor_affine(output, self.scale, self.zero_point, 0, 255)
 
 
 def fake_quant_weight(w: torch.Tensor) -> torch.Tensor:
     """Per-output-channel symmetric int8 (levels -127..127)."""
+    import torch
+
     flat = w.detach().reshape(w.shape[0], -1)
     scale = (flat.abs().amax(1) / 127.0).clamp(min=1e-12).float()
     zero = torch.zeros(w.shape[0], dtype=torch.int32)
@@ -122,6 +132,8 @@ def calibrate(module: nn.Module, names: list[str], batches) -> dict[str, tuple[O
 
 def apply_static(module, names, batches, method, percentile) -> dict[str, dict]:
     """Calibrate, then fake-quantize weights, inputs and outputs of ``names`` in place."""
+    import torch
+
     observers = calibrate(module, names, batches)
     ranges = {}
     for name in names:

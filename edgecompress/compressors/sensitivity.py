@@ -3,19 +3,23 @@ outputs on calibration data against the float model. Lower SQNR = more sensitive
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from edgecompress import kernels
 from edgecompress.compressors.common import run_batches
 from edgecompress.metrics import sqnr_db
 from edgecompress.quantspec import QuantScheme, QuantSpec
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 
 def quantized_weight(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor | None:
     """The float weight after a round trip through ``spec``'s weight format (None: can't)."""
-    from edgecompress.kernels import packing
-
+    packing = kernels.packing  # imports torch on first use
     flat = w.detach().float().reshape(w.shape[0], -1)
     if spec.scheme == QuantScheme.fp16:
         return flat.half().float()

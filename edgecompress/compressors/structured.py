@@ -9,34 +9,48 @@ reshapes that mix channels) is refused with a CompressorError naming the layer a
 
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import dataclass, field
-
-import torch
-import torch.fx as fx
-import torch.nn.functional as F
-from torch import nn
-from torch.fx.passes.shape_prop import ShapeProp
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from edgecompress.compressors.common import replace_submodule
 from edgecompress.compressors.tracing import module_of, trace
 from edgecompress.errors import CompressorError
 
-PASS_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.LeakyReLU, nn.ELU, nn.Mish,
-    nn.Hardswish, nn.Hardsigmoid, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
-    nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
-)  # fmt: skip
-PASS_FUNCTIONS = {
-    F.relu, torch.relu, F.relu6, F.gelu, F.silu, torch.sigmoid, torch.tanh, F.leaky_relu,
-    F.dropout, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.hardswish,
-}  # fmt: skip
+if TYPE_CHECKING:
+    import torch
+    import torch.fx as fx
+    from torch import nn
+
 PASS_METHODS = {"relu", "sigmoid", "tanh", "contiguous", "clone"}
-FLATTEN_FUNCTIONS = {torch.flatten}
 FLATTEN_METHODS = {"flatten", "view", "reshape"}
-BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+@functools.cache
+def _kinds() -> SimpleNamespace:
+    """The layer types and functions channels pass through (built on first use: torch)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    return SimpleNamespace(
+        pass_modules=(
+            nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.LeakyReLU, nn.ELU,
+            nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Identity, nn.Dropout, nn.Dropout1d,
+            nn.Dropout2d, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
+            nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
+        ),
+        pass_functions={
+            F.relu, torch.relu, F.relu6, F.gelu, F.silu, torch.sigmoid, torch.tanh,
+            F.leaky_relu, F.dropout, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
+            F.hardswish,
+        },
+        flatten_functions={torch.flatten},
+        batchnorms=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d),
+        convs=(nn.Conv1d, nn.Conv2d, nn.Conv3d),
+    )  # fmt: skip
 
 
 @dataclass
@@ -80,13 +94,16 @@ def _flatten_factor(src: fx.Node, dst: fx.Node) -> int:
 
 def _step(gm, plan: Plan, node: fx.Node, user: fx.Node, layout: str, factor: int):
     """What the channels become at ``user``: (layout, factor) to continue, or None to stop."""
+    from torch import nn
+
+    kinds = _kinds()
     if any(a is not node for a in user.all_input_nodes):
         raise _Refuse("it combines this tensor with another one")
     mod = module_of(gm, user)
     if mod is not None:
-        if isinstance(mod, PASS_MODULES):
+        if isinstance(mod, kinds.pass_modules):
             return layout, factor
-        if isinstance(mod, BATCHNORMS) and factor == 1 and layout == "first":
+        if isinstance(mod, kinds.batchnorms) and factor == 1 and layout == "first":
             plan.batchnorms.append(user.target)
             return layout, factor
         if isinstance(mod, nn.BatchNorm1d) and factor == 1:
@@ -94,7 +111,7 @@ def _step(gm, plan: Plan, node: fx.Node, user: fx.Node, layout: str, factor: int
             return layout, factor
         if isinstance(mod, nn.Flatten):
             return "last", factor * _flatten_factor(node, user)
-        if isinstance(mod, CONVS) and layout == "first" and factor == 1:
+        if isinstance(mod, kinds.convs) and layout == "first" and factor == 1:
             if mod.groups != 1:
                 raise _Refuse(f"grouped convolution (groups={mod.groups})")
             plan.consumers.append((user.target, 1))
@@ -103,11 +120,11 @@ def _step(gm, plan: Plan, node: fx.Node, user: fx.Node, layout: str, factor: int
             plan.consumers.append((user.target, factor))
             return None
         raise _Refuse("an unsupported layer (or layout) for channel pruning")
-    if user.op == "call_function" and user.target in PASS_FUNCTIONS:
+    if user.op == "call_function" and user.target in kinds.pass_functions:
         return layout, factor
     if user.op == "call_method" and user.target in PASS_METHODS:
         return layout, factor
-    flat_fn = user.op == "call_function" and user.target in FLATTEN_FUNCTIONS
+    flat_fn = user.op == "call_function" and user.target in kinds.flatten_functions
     if flat_fn or (user.op == "call_method" and user.target in FLATTEN_METHODS):
         return "last", factor * _flatten_factor(node, user)
     if user.op == "call_function" and user.target is operator.getitem:
@@ -139,23 +156,27 @@ def _follow(gm: fx.GraphModule, start: fx.Node, layout: str) -> Plan | None:
 
 
 def find_plans(module: nn.Module, example_inputs: list[torch.Tensor]) -> list[Plan]:
+    from torch import nn
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    convs = _kinds().convs
     gm = trace(module, "structured pruning")
     ShapeProp(gm).propagate(*example_inputs)
     calls: dict[str, int] = {}
     plans = []
     for node in gm.graph.nodes:
         mod = module_of(gm, node)
-        if not isinstance(mod, CONVS + (nn.Linear,)):
+        if not isinstance(mod, convs + (nn.Linear,)):
             continue
         calls[node.target] = calls.get(node.target, 0) + 1
         if calls[node.target] > 1:
             raise CompressorError(f"structured pruning: layer '{node.target}' is called twice")
-        if isinstance(mod, CONVS) and mod.groups != 1:
+        if isinstance(mod, convs) and mod.groups != 1:
             raise CompressorError(
                 f"structured pruning: layer '{node.target}' is a grouped convolution "
                 f"(groups={mod.groups}); its channels cannot be removed independently"
             )
-        plan = _follow(gm, node, "first" if isinstance(mod, CONVS) else "last")
+        plan = _follow(gm, node, "first" if isinstance(mod, convs) else "last")
         if plan is not None:
             plans.append(plan)
     return plans
@@ -163,6 +184,8 @@ def find_plans(module: nn.Module, example_inputs: list[torch.Tensor]) -> list[Pl
 
 def choose_channels(layer: nn.Module, amount: float, norm: str) -> torch.Tensor:
     """Indices of the output channels to keep: the largest filters by L1 or L2 norm."""
+    import torch
+
     w = layer.weight.detach().reshape(layer.weight.shape[0], -1)
     scores = w.abs().sum(1) if norm == "l1" else w.pow(2).sum(1).sqrt()
     n = w.shape[0]
@@ -171,6 +194,8 @@ def choose_channels(layer: nn.Module, amount: float, norm: str) -> torch.Tensor:
 
 
 def _shrink_layer(layer: nn.Module, out_keep, in_keep) -> nn.Module:
+    from torch import nn
+
     w = layer.weight.detach()
     bias = None if layer.bias is None else layer.bias.detach()
     if out_keep is not None:
@@ -193,6 +218,8 @@ def _shrink_layer(layer: nn.Module, out_keep, in_keep) -> nn.Module:
 
 
 def _shrink_bn(bn: nn.Module, keep: torch.Tensor) -> nn.Module:
+    import torch
+
     new = type(bn)(len(keep), bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
     with torch.no_grad():
         if bn.affine:
@@ -207,6 +234,8 @@ def _shrink_bn(bn: nn.Module, keep: torch.Tensor) -> nn.Module:
 
 def apply_plans(module: nn.Module, plans: list[Plan], amount: float, norm: str) -> list[dict]:
     """Remove channels in place (module is already a copy); one stats row per pruned layer."""
+    import torch
+
     out_keep: dict[str, torch.Tensor] = {}
     in_keep: dict[str, torch.Tensor] = {}
     rows = []

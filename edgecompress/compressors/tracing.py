@@ -2,33 +2,43 @@
 
 from __future__ import annotations
 
+import functools
 import traceback
-
-import torch.fx as fx
-from torch import nn
+from typing import TYPE_CHECKING
 
 from edgecompress.errors import CompressorError
 
+if TYPE_CHECKING:
+    import torch.fx as fx
+    from torch import nn
 
-class _NamingTracer(fx.Tracer):
-    """A Tracer remembering the innermost module being traced when an error is raised."""
 
-    def __init__(self):
-        super().__init__()
-        self.stack: list[str] = []
-        self.failed_at: str | None = None
+@functools.cache
+def _naming_tracer_cls() -> type:
+    """The Tracer subclass below, defined on first use (subclassing fx.Tracer imports torch)."""
+    import torch.fx as fx
 
-    def call_module(self, m, forward, args, kwargs):
-        name = self.path_of_module(m)
-        self.stack.append(name)
-        try:
-            return super().call_module(m, forward, args, kwargs)
-        except Exception:
-            if self.failed_at is None:
-                self.failed_at = f"{name} ({type(m).__name__})"
-            raise
-        finally:
-            self.stack.pop()
+    class _NamingTracer(fx.Tracer):
+        """A Tracer remembering the innermost module being traced when an error is raised."""
+
+        def __init__(self):
+            super().__init__()
+            self.stack: list[str] = []
+            self.failed_at: str | None = None
+
+        def call_module(self, m, forward, args, kwargs):
+            name = self.path_of_module(m)
+            self.stack.append(name)
+            try:
+                return super().call_module(m, forward, args, kwargs)
+            except Exception:
+                if self.failed_at is None:
+                    self.failed_at = f"{name} ({type(m).__name__})"
+                raise
+            finally:
+                self.stack.pop()
+
+    return _NamingTracer
 
 
 def _user_line(exc: BaseException) -> str:
@@ -42,7 +52,9 @@ def _user_line(exc: BaseException) -> str:
 
 def trace(module: nn.Module, purpose: str) -> fx.GraphModule:
     """``symbolic_trace`` of ``module``; CompressorError naming the failing layer otherwise."""
-    tracer = _NamingTracer()
+    import torch.fx as fx
+
+    tracer = _naming_tracer_cls()()
     try:
         graph = tracer.trace(module)
     except Exception as exc:

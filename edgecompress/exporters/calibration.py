@@ -1,23 +1,11 @@
-"""Calibration / representative data from the recipe's data (the train split)."""
+"""Calibration / representative data for the exporters' runtimes, from the batches of
+:func:`edgecompress.data.calibration_batches` (the recipe's train split)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import numpy as np
-
-from edgecompress.errors import DataError
-from edgecompress.model import ModelBundle
-
-
-def calibration_batches(
-    bundle: ModelBundle, ctx, samples: int, batch_size: int = 16
-) -> list[dict[str, np.ndarray]]:
-    """Model feeds for the first ``samples`` training samples, in batches."""
-    split = getattr(getattr(ctx, "data", None), "train", None)
-    if split is None or len(split) == 0:
-        raise DataError("calibration needs the recipe's data: its train split is empty")
-    return [bundle.feeds(b) for b in split.take(samples).batches(batch_size)]
 
 
 def single_samples(batches: list[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:

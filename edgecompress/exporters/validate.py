@@ -14,7 +14,7 @@ from edgecompress.errors import ValidationError
 from edgecompress.metrics import cosine_rows, metric_drop, predict, score, sqnr_db
 from edgecompress.model import ModelBundle, TaskKind
 from edgecompress.registry import StepConfig
-from edgecompress.runtimes import TorchRunner
+from edgecompress.runtimes import LayoutRunner, TorchRunner
 
 FLOAT_SCHEMES = ("fp32",)
 
@@ -35,19 +35,6 @@ class Tolerances(StepConfig):
     int4_min_cosine: float = Field(
         0.95, ge=-1, le=1, description="int4 weight-only: mean cosine to the float model"
     )
-
-
-class LayoutRunner:
-    """Feeds a file whose inputs are laid out differently (NHWC after onnx2tf)."""
-
-    def __init__(self, inner, perms: dict[str, tuple[int, ...]]):
-        self.inner, self.perms, self.io = inner, perms, getattr(inner, "io", None)
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        moved = {
-            k: np.transpose(v, self.perms[k]) if k in self.perms else v for k, v in feeds.items()
-        }
-        return self.inner.run(moved)
 
 
 def allowed(tol: Tolerances, scheme: str, kind: TaskKind) -> dict:
@@ -126,4 +113,5 @@ def ensure_baseline(ctx, bundle: ModelBundle) -> None:
         ctx.set_baseline(bundle)
 
 
+# LayoutRunner lives in runtimes.py; exporters that validate through it import it from here
 __all__ = ["FLOAT_SCHEMES", "LayoutRunner", "Tolerances", "allowed", "validate"]

@@ -1,18 +1,24 @@
 """Cold start: import, model load and first inference, each in a fresh process.
 
+What the figures mean is defined once, in ``edgecompress.awslambda.checks.cold_start_sample``
+(the Lambda self-check, earlier in the data flow, reports them too): ``total_ms`` = init
+(import + load) + first inference, the serving code's own cold start; ``process_ms`` from the
+start of the fresh process to its first answer; each the median over ``runs`` processes. Here
+a stdlib-only probe (probe.py) runs in a plain interpreter: it works for bare model files and
+for zips that use the host's packages, and it also reports peak RSS.
+
 For a model file (.onnx / .tflite) the probe times ``import onnxruntime`` (or
 ``ai_edge_litert``) with numpy, session / interpreter creation, and the first run. For a Lambda
-zip it unpacks the zip and times importing ``handler.py`` (which loads the model at module
-scope) and the first ``handler(event, None)``; a module-level dict ``INIT_TIMINGS`` with
+zip it unpacks the zip and times importing ``handler.py`` (``init_ms``: it loads the model at
+module scope) and the first ``handler(event, None)``; a module-level dict ``INIT_TIMINGS`` with
 ``import_ms`` and ``load_ms`` breaks the init down, otherwise import + load are reported
-together as ``init_ms``. Each figure is the median over ``runs`` processes.
+together as ``init_ms``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.awslambda.target import interpreter_for
+from edgecompress.awslambda.checks import cold_start_sample, cold_start_summary
+from edgecompress.awslambda.target import target_interpreter
 from edgecompress.errors import CompressError
 from edgecompress.progress import progress
 
@@ -35,10 +42,10 @@ def run_probe(
     args: dict, cwd: Path, timeout_s: float = 600, what: str = "", python: str | None = None
 ) -> dict:
     """Run probe.py once in a fresh interpreter (``python``, default ``sys.executable``); its
-    JSON plus ``process_ms``."""
+    JSON plus ``process_ms``: process start to its first answer."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "LAMBDA_TASK_ROOT": str(cwd)}
     cmd = [python or sys.executable, "-c", _BOOT, str(PROBE), json.dumps(args)]
-    start = time.perf_counter()
+    spawned = time.time()  # the probe stamps its first answer with the same (wall) clock
     try:
         proc = subprocess.run(
             cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s
@@ -47,22 +54,17 @@ def run_probe(
         raise CompressError(
             f"{what}: benchmark process timed out after {timeout_s:.0f} s"
         ) from None
-    elapsed = (time.perf_counter() - start) * 1000.0
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(MARKER) and proc.returncode == 0:
-            return {**json.loads(line[len(MARKER) :]), "process_ms": elapsed}
+            result = json.loads(line[len(MARKER) :])
+            result["process_ms"] = (result.pop("answered_at") - spawned) * 1000.0
+            return result
     tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
     raise CompressError(f"{what}: benchmark process failed (exit {proc.returncode}): {tail}")
 
 
-def _median(results: list[dict], key: str) -> float | None:
-    values = [r[key] for r in results if r.get(key) is not None]
-    return float(statistics.median(values)) if values else None
-
-
 def _summarize(results: list[dict], keys: list[str]) -> dict:
-    summary = {k: _median(results, k) for k in keys}
-    summary["runs"] = len(results)
+    summary = cold_start_summary(results, keys)
     summary["per_run"] = [
         {k: round(r[k], 3) for k in keys if r.get(k) is not None} for r in results
     ]
@@ -96,8 +98,7 @@ def cold_start_model(
         with progress(f"cold start {path.name}", total=runs) as bar:
             for _ in range(runs):
                 r = run_probe(args, Path(tmp), what=str(path))
-                r["total_ms"] = r["import_ms"] + r["load_ms"] + r["first_inference_ms"]
-                results.append(r)
+                results.append(cold_start_sample(r))
                 bar.advance()
     return _summarize(results, keys)
 
@@ -113,22 +114,11 @@ def unpack_zip(zip_path: Path, dest: Path) -> Path:
     return dest
 
 
-ARCH_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
-
-
-def zip_interpreter(arch: str | None, python: str | None) -> str | None:
-    """A local interpreter that can run a zip built for (arch, python), or None."""
-    if not python:
-        return sys.executable
-
-    return interpreter_for(ARCH_MACHINE.get(arch or "x86_64", arch), str(python))
-
-
 def _interpreter_for_zip(root: Path, what: str) -> str:
     """The interpreter for an unpacked zip, from the target its io_spec.json records."""
     spec_path = root / "io_spec.json"
     target = json.loads(spec_path.read_text()).get("target", {}) if spec_path.exists() else {}
-    python = zip_interpreter(target.get("arch"), target.get("python"))
+    python = target_interpreter(target.get("arch"), target.get("python"))
     if python is None:
         raise CompressError(
             f"{what}: built for {target.get('arch')} / Python {target.get('python')}; "
@@ -163,19 +153,20 @@ def run_zip_child(
         return run_probe(args, root, timeout_s, what=str(zip_path), python=python)
 
 
-def _zip_breakdown(r: dict) -> dict:
+def _zip_sample(r: dict) -> dict:
+    """The cold start of one probe run: import and load from the handler's INIT_TIMINGS."""
     timings = r.get("init_timings") or {}
-    r["total_ms"] = r["init_ms"] + r["first_inference_ms"]
     if "import_ms" in timings and "load_ms" in timings:
-        r["import_ms"], r["load_ms"] = timings["import_ms"], timings["load_ms"]
-    return r
+        r = {**r, "import_ms": timings["import_ms"], "load_ms": timings["load_ms"]}
+    return cold_start_sample(r)
 
 
 def cold_start_zip(
     zip_path: Path, event: dict, runs: int = 5, handler: str = "handler.handler"
 ) -> dict:
     """Median init (import + load, broken down when the handler records ``INIT_TIMINGS``),
-    first handler call and peak RSS over ``runs`` fresh processes."""
+    first handler call, total (init + first call), process start to first answer and peak RSS
+    over ``runs`` fresh processes."""
     zip_path = Path(zip_path)
     keys = [
         "init_ms",
@@ -192,7 +183,7 @@ def cold_start_zip(
         with progress(f"cold start {zip_path.name}", total=runs) as bar:
             for _ in range(runs):
                 r = run_zip_child(zip_path, [event], handler=handler, unpacked=root)
-                results.append(_zip_breakdown(r))
+                results.append(_zip_sample(r))
                 bar.advance()
     summary = _summarize(results, keys)
     summary["breakdown"] = summary["import_ms"] is not None and summary["load_ms"] is not None

@@ -7,6 +7,7 @@ caller's (they shape the feeds); threads are set when the runner is opened.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -53,19 +54,21 @@ def time_calls(
     runs: int = 200,
     warmup: int = 10,
     time_budget_s: float | None = None,
-    label: str = "latency",
+    label: str | None = "latency",
 ) -> list[float]:
-    """Milliseconds of each timed ``call(input)``, cycling ``inputs``; warm-up excluded.
+    """Milliseconds of each timed ``call(input)`` (``perf_counter``), cycling ``inputs``;
+    warm-up excluded. The one timing loop of edgecompress and its benchmark scripts.
 
     With ``time_budget_s``, stops once the timed calls used that much time (``runs`` stays
-    the upper bound, and at least one call is timed)."""
+    the upper bound, and at least one call is timed). ``label=None``: no progress bar (no
+    display thread beside short, interleaved timings)."""
     if not inputs:
         raise ValueError("no inputs to time")
     for i in range(warmup):
         call(inputs[i % len(inputs)])
     samples: list[float] = []
     spent = 0.0
-    with progress(label, total=runs) as bar:
+    with progress(label, total=runs) if label else contextlib.nullcontext() as bar:
         for i in range(runs):
             item = inputs[i % len(inputs)]
             start = time.perf_counter()
@@ -73,7 +76,8 @@ def time_calls(
             elapsed = time.perf_counter() - start
             samples.append(elapsed * 1000.0)
             spent += elapsed
-            bar.advance()
+            if bar is not None:
+                bar.advance()
             if time_budget_s is not None and spent >= time_budget_s:
                 break
     return samples
@@ -134,27 +138,6 @@ def _select(split, idx: list[int]):
         x=None if split.x is None else split.x[idx],
         texts=None if split.texts is None else [split.texts[i] for i in idx],
         labels=None if split.labels is None else split.labels[idx],
-    )
-
-
-def adapt_layout(feeds: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict:
-    """Transpose 4-D NCHW feeds to NHWC where the file's input is NHWC (onnx2tf layouts).
-
-    ``shapes`` maps input names to the file's shapes (ints fixed, anything else dynamic)."""
-    out = {}
-    for name, a in feeds.items():
-        shape = shapes.get(name)
-        if shape is not None and a.ndim == 4 and len(shape) == 4 and not _fits(a.shape, shape):
-            moved = a.transpose(0, 2, 3, 1)
-            if _fits(moved.shape, shape):
-                a = np.ascontiguousarray(moved)
-        out[name] = a
-    return out
-
-
-def _fits(actual: tuple, wanted: tuple) -> bool:
-    return all(
-        not isinstance(w, int) or w <= 0 or w == a for a, w in zip(actual, wanted, strict=False)
     )
 
 

@@ -2,7 +2,8 @@
 
 Run by coldstart.py in a fresh interpreter (``python -c`` runpy of this file, so that no
 edgecompress code is imported into the measured process). It reads one JSON argument and
-prints one line ``@@PROBE@@{json}`` with its timings in ms and ``peak_rss_mib`` (VmHWM, or
+prints one line ``@@PROBE@@{json}`` with its timings in ms, ``answered_at`` (``time.time()``
+when the first call returned) and ``peak_rss_mib`` (VmHWM, or
 ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` where /proc is absent). Standard library
 only until it imports what it measures.
 
@@ -134,6 +135,7 @@ def main(args):
     start = time.perf_counter()
     call()
     out["first_inference_ms"] = _ms(start)
+    out["answered_at"] = time.time()  # wall clock: the parent times process start -> answer
     for _ in range(args.get("warmup", 0)):
         call()
     warm = []

@@ -16,7 +16,7 @@ from edgecompress.loaders import load_onnx
 from edgecompress.measure import coldstart, latency, memory
 from edgecompress.measure.suite import default_event
 from edgecompress.model import ModelBundle, TaskSpec, example_inputs_for
-from edgecompress.runtimes import open_runner
+from edgecompress.runtimes import adapt_layout, open_runner
 
 
 def file_io(path: Path) -> IOSpec:
@@ -67,7 +67,7 @@ def make_feeds(io: IOSpec, data: str | None, batch: int, seq_len: int | None, n:
     bundle = ModelBundle(None, IOSpec([nchw], io.outputs), {}, TaskSpec(data=data))
     feeds = latency.feeds_from_split(bundle, splits.test, batch, n, seq_len)
     shapes = {s.name: s.shape for s in io.inputs}
-    return [latency.adapt_layout(f, shapes) for f in feeds], f"{data} test split"
+    return [adapt_layout(f, shapes) for f in feeds], f"{data} test split"
 
 
 def bench_model(

@@ -1,30 +1,22 @@
-"""Pipeline hook: benchmark every exported variant (and Lambda zip), price it, gate it and
-write report.json / report.md / report.html.
-
-``benchmark_and_report(recipe, bundle, ctx, work_dir, variants, zips=None, original=None)``
-is called by ``edgecompress.stages`` after the exporters (and the Lambda bundler) ran.
+"""Benchmark every exported variant (and the Lambda zips built from it) and price it: one
+report.json variant entry each (``measure_variants``). Assembling the report and evaluating
+the gates is edgecompress.report.build's.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import platform
 from pathlib import Path
 
 import numpy as np
 
+from edgecompress.awslambda.target import host_arch, target_interpreter
 from edgecompress.measure import coldstart, cost, latency
-from edgecompress.measure.coldstart import zip_interpreter
 from edgecompress.measure.memory import zip_sizes
-from edgecompress.progress import log
 from edgecompress.recipe import BenchSection
-from edgecompress.report import report
-from edgecompress.report.gates import evaluate_gates
-from edgecompress.runtimes import TorchRunner, open_runner
+from edgecompress.runtimes import TorchRunner, adapt_layout, open_layout_runner
 
 QUICK_BENCH = BenchSection(runs=50, warmup=5, cold_start_runs=3)
-HOST_ARCH = {"x86_64": "x86_64", "AMD64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 def bench_settings(recipe) -> BenchSection:
@@ -34,22 +26,6 @@ def bench_settings(recipe) -> BenchSection:
 def default_event(feeds: dict[str, np.ndarray]) -> dict:
     """The handler event the benchmarks send: ``{"inputs": {name: nested lists}}``."""
     return {"inputs": {k: np.asarray(v).tolist() for k, v in feeds.items()}}
-
-
-class LayoutRunner:
-    """A runner whose feeds are transposed NCHW -> NHWC where the file wants NHWC."""
-
-    def __init__(self, runner, io_spec):
-        self.runner, self.io = runner, io_spec
-        self._shapes = {s.name: s.shape for s in io_spec.inputs} if io_spec else {}
-
-    def run(self, feeds):
-        return self.runner.run(latency.adapt_layout(feeds, self._shapes))
-
-
-def open_layout_runner(path: Path, threads: int, io_spec):
-
-    return LayoutRunner(open_runner(path, threads=threads, io=io_spec), io_spec)
 
 
 def latency_by_threads(open_fn, feeds_list, settings: BenchSection, name: str) -> dict[int, dict]:
@@ -138,7 +114,7 @@ def measure_variant(exported, bundle, ctx, feeds_list, settings, recipe, zips, p
         lambda t: open_layout_runner(path, t, exported.io), feeds_list, settings, exported.name
     )
     shapes = {s.name: s.shape for s in exported.io.inputs}
-    file_feeds = latency.adapt_layout(feeds_list[0], shapes)  # the layout the file takes
+    file_feeds = adapt_layout(feeds_list[0], shapes)  # the layout the file takes
     cold = coldstart.cold_start_model(path, file_feeds, settings.cold_start_runs)
     runner = open_layout_runner(path, 1, exported.io)
     zip_entries = [measure_zip(z, file_feeds, settings) for z in zips]
@@ -171,10 +147,10 @@ def _init_ms(cold: dict, zip_entries: list[dict]) -> float:
 
 def runnable_here(z: dict) -> str | None:
     """None when the zip's arch and Python match this host, else why not."""
-    host_arch = HOST_ARCH.get(platform.machine(), platform.machine())
-    if z.get("arch") and z["arch"] != host_arch:
-        return f"zip is for {z['arch']}, this host is {host_arch}"
-    if z.get("python") and zip_interpreter(z["arch"], str(z["python"])) is None:
+    host = host_arch()
+    if z.get("arch") and z["arch"] != host:
+        return f"zip is for {z['arch']}, this host is {host}"
+    if z.get("python") and target_interpreter(z.get("arch"), str(z["python"])) is None:
         return f"zip is for Python {z['python']}, and no such interpreter is on this host"
     return None
 
@@ -265,25 +241,10 @@ def _zips_for(name: str, zips: list[dict], owner: str | None) -> list[dict]:
     return [z for z in zips if (z.get("variant") or owner) == name]
 
 
-def _baseline_report(recipe) -> dict | None:
-    gates = getattr(recipe, "gates", None)
-    if not gates or not gates.baseline_report:
-        return None
-    path = Path(gates.baseline_report)
-    if not path.is_absolute():
-        path = Path(getattr(recipe, "base_dir", Path.cwd())) / path
-    return report.load_report(path)
-
-
-def benchmark_and_report(recipe, bundle, ctx, work_dir, variants, zips=None, original=None) -> dict:
-    """Measure, price, gate and write report.{json,md,html} into ``work_dir``.
-
-    Returns {"report": dict, "gates": list, "report_md": str}; it does not raise on a failed
-    gate (call ``gates.raise_on_failure(result["gates"])``)."""
-
-    settings, zips = bench_settings(recipe), list(zips or [])
-    section = getattr(recipe, "cost", None)
-    pricing = cost.load_pricing(_pricing_path(recipe, section))
+def measure_variants(recipe, bundle, ctx, variants, zips, original, pricing) -> list[dict]:
+    """report.json's variants: the torch ``original`` (the baseline, when it has a module),
+    then every exported variant with the zips built from it."""
+    settings = bench_settings(recipe)
     feeds_list = latency.feeds_from_split(
         bundle, ctx.eval_split, settings.batch, 64, settings.seq_len
     )
@@ -296,32 +257,4 @@ def benchmark_and_report(recipe, bundle, ctx, work_dir, variants, zips=None, ori
         measured.append(
             measure_variant(exported, bundle, ctx, feeds_list, settings, recipe, own, pricing)
         )
-    result = report.new_report(measured, [], **_report_meta(recipe, settings, pricing))
-    result["gates"] = evaluate_gates(
-        result, getattr(recipe, "gates", None), _baseline_report(recipe)
-    )
-    result["passed"] = all(g["passed"] for g in result["gates"])
-    paths = report.write_report(result, Path(work_dir))
-    log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
-    return {"report": result, "gates": result["gates"], "report_md": paths["report_md"].read_text()}
-
-
-def _pricing_path(recipe, section):
-    if not section or not section.pricing:
-        return None
-    path = Path(section.pricing)
-    return path if path.is_absolute() else Path(getattr(recipe, "base_dir", Path.cwd())) / path
-
-
-def _report_meta(recipe, settings: BenchSection, pricing: dict) -> dict:
-    keys = ("date", "source", "region", "usd_per_gb_second", "usd_per_million_requests")
-    bench = json.loads(settings.model_dump_json())
-    return {
-        "name": getattr(recipe, "name", None),
-        "settings": {
-            **bench,
-            "latency_threads": settings.threads[0] if settings.threads else 1,
-            "inputs": "eval split (test) of the task's data",
-        },
-        "pricing": {k: pricing.get(k) for k in keys},
-    }
+    return measured

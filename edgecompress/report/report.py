@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
-import platform
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 from edgecompress.errors import CompressError
+from edgecompress.measure.machine import machine_info
 from edgecompress.report.html import render_html
 from edgecompress.report.markdown import render_markdown
 
@@ -36,74 +36,10 @@ LATENCY_KEYS = ["p50", "p90", "p95", "p99", "mean", "min", "max"]
 ZIP_KEYS = ["path", "zipped_bytes", "unzipped_bytes", "arch", "python"]
 COST_KEYS = ["arch", "memory_mb", "usd_per_million", "estimate"]
 GATE_KEYS = ["name", "limit", "value", "passed"]
-CPU_FLAGS = [
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "f16c",
-    "avx512f",
-    "avx512bw",
-    "avx512_vnni",
-    "avx512_bf16",
-    "avx_vnni",
-    "amx_int8",
-    "amx_bf16",
-    "asimd",
-    "sve",
-    "i8mm",
-    "bf16",
-]
-PACKAGES = [
-    "edgecompress",
-    "numpy",
-    "onnxruntime",
-    "onnx",
-    "torch",
-    "ai-edge-litert",
-    "tensorflow",
-    "matplotlib",
-]
 ESTIMATE_NOTE = (
     "$ per million invocations are estimates: Lambda durations are derived from "
     "latency measured on this machine, scaled by Lambda's CPU share per memory size."
 )
-
-
-def _cpuinfo() -> tuple[str, set[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return model, flags
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "Model", "Hardware") and value.strip():
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = set(value.split())
-    return model, flags
-
-
-def machine_info() -> dict:
-    """CPU model, the SIMD flags that matter for int8/fp16 kernels, cores, versions."""
-    model, flags = _cpuinfo()
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return {
-        "cpu": model,
-        "arch": platform.machine(),
-        "flags": [f for f in CPU_FLAGS if f in flags],
-        "cores": os.cpu_count(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "versions": versions,
-    }
 
 
 def new_report(variants: list[dict], gates: list[dict], **extra) -> dict:
@@ -126,9 +62,39 @@ def _missing(obj, keys: list[str], where: str) -> list[str]:
     return [f"{where}.{k}: missing" for k in keys if k not in obj]
 
 
+def _number(value, where: str, minimum: float | None = None) -> list[str]:
+    """None, or a finite number (at least ``minimum``); a bool is not a number here."""
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return [f"{where}: expected a number, got {type(value).__name__}"]
+    if not math.isfinite(value):
+        return [f"{where}: expected a finite number, got {value!r}"]
+    if minimum is not None and value < minimum:
+        return [f"{where}: must be >= {minimum:g}, got {value!r}"]
+    return []
+
+
+def _numbers(obj, keys: list[str], where: str, minimum: float | None = None) -> list[str]:
+    if not isinstance(obj, dict):
+        return [] if obj is None else [f"{where}: expected an object, got {type(obj).__name__}"]
+    return [p for k in keys for p in _number(obj.get(k), f"{where}.{k}", minimum)]
+
+
+def _variant_types(v: dict, where: str) -> list[str]:
+    problems = [] if isinstance(v["name"], str) else [f"{where}.name: expected a string"]
+    problems += _number(v["size_bytes"], f"{where}.size_bytes", 0)
+    problems += _number(v["cold_start_ms"], f"{where}.cold_start_ms", 0)
+    problems += _numbers(v["accuracy"], ["value", "baseline", "delta"], f"{where}.accuracy")
+    problems += _numbers(v["latency_ms"], LATENCY_KEYS, f"{where}.latency_ms", 0)
+    problems += _numbers(v["zip"], ["zipped_bytes", "unzipped_bytes"], f"{where}.zip", 0)
+    problems += _numbers(v["cost"], ["memory_mb", "usd_per_million"], f"{where}.cost", 0)
+    return problems
+
+
 def _variant_problems(v: dict, where: str) -> list[str]:
     problems = _missing(v, VARIANT_KEYS, where)
-    if problems and problems[0].endswith("expected an object, got " + type(v).__name__):
+    if problems:
         return problems
     problems += _missing(v.get("accuracy") or {}, ACCURACY_KEYS, f"{where}.accuracy")
     problems += _missing(v.get("latency_ms") or {}, LATENCY_KEYS, f"{where}.latency_ms")
@@ -136,9 +102,9 @@ def _variant_problems(v: dict, where: str) -> list[str]:
         problems += _missing(v["zip"], ZIP_KEYS, f"{where}.zip")
     if v.get("cost") is not None:
         problems += _missing(v["cost"], COST_KEYS, f"{where}.cost")
-        if v["cost"].get("estimate") is not True:
+        if isinstance(v["cost"], dict) and v["cost"].get("estimate") is not True:
             problems.append(f"{where}.cost.estimate: must be true")
-    return problems
+    return problems or _variant_types(v, where)
 
 
 def validate_report(report) -> list[str]:
@@ -151,9 +117,14 @@ def validate_report(report) -> list[str]:
             f"report.schema_version: expected {SCHEMA_VERSION}, "
             f"got {report.get('schema_version')!r}"
         )
-    for i, v in enumerate(report.get("variants") or []):
+    for key in ("variants", "gates"):
+        if not isinstance(report.get(key), list):
+            problems.append(f"report.{key}: expected a list, got {type(report.get(key)).__name__}")
+    if problems:
+        return problems
+    for i, v in enumerate(report["variants"]):
         problems += _variant_problems(v, f"variants[{i}]")
-    for i, g in enumerate(report.get("gates") or []):
+    for i, g in enumerate(report["gates"]):
         problems += _missing(g, GATE_KEYS, f"gates[{i}]")
     return problems
 

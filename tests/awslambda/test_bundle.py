@@ -12,9 +12,13 @@ from bench_helpers import minilm_int8_onnx
 from edgecompress.awslambda.bundle import build_lambda_zip, measure_cold_start
 from edgecompress.loaders import load_onnx
 from edgecompress.model import TaskKind, TaskSpec
+from edgecompress.recipe import LambdaTarget
 from tests.awslambda.lambda_models import digits_int8_onnx
 
 MIB = 1024 * 1024
+HOST_311 = LambdaTarget(arch="x86_64", python="3.11")
+HOST_311_UNCHECKED = LambdaTarget(arch="x86_64", python="3.11", self_check=False)
+ARM_312 = LambdaTarget(arch="arm64", python="3.12")
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +30,7 @@ def test_same_inputs_give_byte_identical_zip(digits_onnx, tmp_path):
     io = load_onnx(digits_onnx, TaskSpec()).io
     # x86_64 / 3.11 = the host: the zip includes stripped .so files and .pyc (unchecked-hash)
     first, second = (
-        build_lambda_zip(
-            digits_onnx, io, TaskSpec(), tmp_path / name, "x86_64", "3.11", self_check=False
-        )
+        build_lambda_zip(digits_onnx, io, TaskSpec(), tmp_path / name, HOST_311_UNCHECKED)
         for name in ("a", "b")
     )
     assert first.sha256 == second.sha256
@@ -45,9 +47,7 @@ def test_same_inputs_give_byte_identical_zip(digits_onnx, tmp_path):
 
 def test_measure_cold_start_fresh_processes(digits_onnx, tmp_path):
     io = load_onnx(digits_onnx, TaskSpec()).io
-    built = build_lambda_zip(
-        digits_onnx, io, TaskSpec(), tmp_path, "x86_64", "3.11", self_check=False
-    )
+    built = build_lambda_zip(digits_onnx, io, TaskSpec(), tmp_path, HOST_311_UNCHECKED)
     cold = measure_cold_start(built.path, runs=3)
     assert cold["runs"] == 3 and len(cold["samples"]) == 3
     for key in ("import_ms", "load_ms", "first_inference_ms", "total_ms"):
@@ -60,7 +60,7 @@ def test_minilm_int8_arm64_py312_fits_50_mib(tmp_path):
     model, tokenizer_dir, bundle = minilm_int8_onnx(tmp_path)
     task = TaskSpec(kind=TaskKind.embedding, data="sentences", metric="cosine")
     built = build_lambda_zip(
-        model, bundle.io, task, tmp_path / "arm", "arm64", "3.12", tokenizer_dir=tokenizer_dir
+        model, bundle.io, task, tmp_path / "arm", ARM_312, tokenizer_dir=tokenizer_dir
     )
     assert built.zipped_bytes < 50 * MIB and built.unzipped_bytes < 250 * MIB
     assert {"model", "onnxruntime", "numpy", "tokenizers", "tokenizer", "handler"} <= set(
@@ -72,7 +72,7 @@ def test_minilm_int8_arm64_py312_fits_50_mib(tmp_path):
     assert spec["text"]["tokenizer_file"] == "tokenizer.json" and spec["task"] == "embedding"
     # the same text model on the host target runs under awslambdaric (tokenizers + ORT 1.16)
     host = build_lambda_zip(
-        model, bundle.io, task, tmp_path / "host", "x86_64", "3.11", tokenizer_dir=tokenizer_dir
+        model, bundle.io, task, tmp_path / "host", HOST_311, tokenizer_dir=tokenizer_dir
     )
     events = {e["event"]: e for e in host.self_check["events"]}
     assert events["direct texts"]["min_cosine"]["sentence_embedding"] >= 0.999
@@ -87,7 +87,9 @@ def test_py312_zip_self_checked_under_a_312_interpreter(digits_onnx, tmp_path):
     if interpreter is None:
         pytest.skip("no Python 3.12 on this host (PATH, pyenv)")
     io = load_onnx(digits_onnx, TaskSpec()).io
-    built = build_lambda_zip(digits_onnx, io, TaskSpec(), tmp_path, "x86_64", "3.12")
+    built = build_lambda_zip(
+        digits_onnx, io, TaskSpec(), tmp_path, LambdaTarget(arch="x86_64", python="3.12")
+    )
     check = built.self_check
     assert check["passed"] is True and check["interpreter"] == interpreter
     assert built.versions == {"numpy": "2.5.5", "onnxruntime": "1.32.0"}

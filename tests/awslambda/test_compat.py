@@ -18,6 +18,7 @@ from edgecompress.awslambda.onnx_compat import adapt_model
 from edgecompress.errors import ExportError
 from edgecompress.iospec import IOSpec, TensorSpec
 from edgecompress.model import TaskSpec
+from edgecompress.recipe import LambdaTarget
 from tests.awslambda import lambda_models
 
 IO = IOSpec(
@@ -118,7 +119,12 @@ def _digits_feeds(n: int = 8) -> dict[str, np.ndarray]:
 
 def _package(model: Path, out: Path):
     built = build_lambda_zip(
-        model, IO, TaskSpec(), out, "x86_64", "3.11", sample_feeds=_digits_feeds()
+        model,
+        IO,
+        TaskSpec(),
+        out,
+        LambdaTarget(arch="x86_64", python="3.11"),
+        sample_feeds=_digits_feeds(),
     )
     check = built.self_check
     assert check["passed"] is True and built.versions["onnxruntime"] == "1.16.3"

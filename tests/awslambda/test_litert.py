@@ -13,6 +13,7 @@ import pytest
 from edgecompress.awslambda.bundle import build_lambda_zip, tflite_io
 from edgecompress.iospec import IOSpec, TensorSpec
 from edgecompress.model import TaskSpec
+from edgecompress.recipe import LambdaTarget
 from tests.awslambda.lambda_models import tiny_int8_tflite
 
 NAMES = IOSpec(
@@ -40,7 +41,12 @@ def test_int8_tflite_zip_runs_with_scale_and_zero_point(int8_tflite, digits_nhwc
     io = tflite_io(int8_tflite, NAMES)
     assert io.inputs[0].dtype == "int8" and io.inputs[0].scale and io.outputs[0].scale
     built = build_lambda_zip(
-        int8_tflite, io, TaskSpec(), tmp_path, "x86_64", "3.11", sample_feeds={"image": x}
+        int8_tflite,
+        io,
+        TaskSpec(),
+        tmp_path,
+        LambdaTarget(arch="x86_64", python="3.11"),
+        sample_feeds={"image": x},
     )
     assert built.runtime == "litert"
     assert built.versions == {"numpy": "2.2.6", "ai-edge-litert": "1.4.0"}
@@ -80,7 +86,9 @@ def _interpreter_labels(model: Path, x: np.ndarray) -> list[int]:
 @pytest.mark.slow
 def test_int8_tflite_arm64_py312_verified(int8_tflite, tmp_path):
     io = tflite_io(int8_tflite, NAMES)
-    built = build_lambda_zip(int8_tflite, io, TaskSpec(), tmp_path, "arm64", "3.12")
+    built = build_lambda_zip(
+        int8_tflite, io, TaskSpec(), tmp_path, LambdaTarget(arch="arm64", python="3.12")
+    )
     assert built.versions["ai-edge-litert"] == "2.3.0"
     verified = built.self_check["verified"]
     assert "another architecture" in built.self_check["skipped"]

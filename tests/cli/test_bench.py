@@ -1,5 +1,6 @@
 import copy
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -132,3 +133,46 @@ def test_report_rerenders(digits_run, tmp_path):
     empty.mkdir()
     missing = invoke("report", empty)
     assert missing.exit_code == 1 and "report not found" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (("latency_ms", "p95"), "fast", "variants[1].latency_ms.p95: expected a number, got str"),
+        (("latency_ms", "p95"), -5, "variants[1].latency_ms.p95: must be >= 0, got -5"),
+        (("latency_ms", "p95"), float("-inf"), "latency_ms.p95: expected a finite number"),
+        (("name",), 7, "variants[1].name: expected a string"),
+        (("size_bytes",), [1], "variants[1].size_bytes: expected a number, got list"),
+        (("accuracy",), "high", "variants[1].accuracy: expected an object, got str"),
+    ],
+)
+def test_compare_refuses_wrong_types_naming_file_and_field(
+    digits_run, tmp_path, field, value, message
+):
+    report = json.loads((digits_run["work"] / "report.json").read_text())
+    target = report["variants"][1]
+    for key in field[:-1]:
+        target = target[key]
+    target[field[-1]] = value
+    bad = tmp_path / "new.json"
+    bad.write_text(json.dumps(report))  # Python writes -Infinity: a reader must refuse it
+    result = invoke("compare", digits_run["work"] / "report.json", bad)
+    assert result.exit_code == 1, result.output
+    assert f"{bad}: not a schema-1 report" in result.output and message in result.output
+    assert "unexpected" not in result.output
+
+
+def test_compare_json_is_strict(digits_run, tmp_path):
+    report = json.loads((digits_run["work"] / "report.json").read_text())
+    report["variants"][1]["latency_ms"]["p95"] = 0.0  # a ratio against 0 has no value
+    zero = tmp_path / "zero.json"
+    zero.write_text(json.dumps(report))
+    result = invoke("compare", zero, digits_run["work"] / "report.json", "--json")
+    json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"bare {c} in --json"))
+
+
+def test_emit_json_never_writes_bare_nan(capsys):
+    from edgecompress.cli.common import emit_json
+
+    emit_json({"a": [float("nan"), 1.5, {"b": float("-inf")}], "p": Path("x")})
+    assert json.loads(capsys.readouterr().out) == {"a": [None, 1.5, {"b": None}], "p": "x"}

@@ -16,6 +16,7 @@ from edgecompress.awslambda.bundle import build_lambda_zip
 from edgecompress.cli.main import cli
 from edgecompress.loaders import load_onnx
 from edgecompress.model import TaskSpec
+from edgecompress.recipe import LambdaTarget
 from tests.awslambda.lambda_models import digits_int8_onnx
 
 ROLE = "arn:aws:iam::123456789012:role/edgecompress-lambda"
@@ -54,7 +55,8 @@ def built(tmp_path_factory) -> Path:
     model = digits_int8_onnx(folder)
     io = load_onnx(model, TaskSpec()).io
     out = folder / "out"
-    build_lambda_zip(model, io, TaskSpec(), out, "arm64", "3.12", self_check=False)
+    options = LambdaTarget(arch="arm64", python="3.12", self_check=False)
+    build_lambda_zip(model, io, TaskSpec(), out, options)
     return out
 
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import edgecompress.zoo
 from edgecompress.cli.main import cli
+from edgecompress.outdir import sha256_file
 
 WEIGHTS = str(Path(edgecompress.zoo.__file__).parent / "digits_cnn.pt")
 FACTORY = ["--factory", "edgecompress.zoo:digits_cnn"]
@@ -36,6 +37,10 @@ def test_export_onnx_int8_writes_manifest(tmp_path):
     assert names == ["onnx-fp32", "onnx-int8-static"]
     assert all(v["validation"]["passed"] for v in manifest["variants"])
     assert set(manifest["files"]) == {"model.onnx", "model.int8.onnx"}
+    for name, digest in manifest["files"].items():
+        assert sha256_file(out / name) == digest
+    assert manifest["tool"]["name"] == "edgecompress" and manifest["schema_version"] == 1
+    assert (manifest["command"], manifest["format"]) == ("export", "onnx")
     assert manifest["baseline"]["value"] > 0.98
 
 

@@ -7,10 +7,14 @@ import json
 import zipfile
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from edgecompress.cli.main import cli
+from edgecompress.cli.package import lambda_, lambda_options
+from edgecompress.outdir import sha256_file
+from edgecompress.recipe import LambdaSection, LambdaTarget
 from tests.awslambda.lambda_models import digits_int8_onnx
 
 MALFORMED = {
@@ -45,6 +49,13 @@ def test_host_zip_runs_under_awslambdaric(digits_onnx, tmp_path):
         "manifest.json",
         "template.yaml",
     ]
+    assert manifest["tool"]["name"] == "edgecompress" and manifest["command"] == "package lambda"
+    assert manifest["memory_mb"] == 1024 and manifest["timeout_s"] == 30
+    assert manifest["files"] == {
+        name: sha256_file(out / name) for name in ("lambda-x86_64-py3.11.zip", "template.yaml")
+    }
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert z["path"] == "lambda-x86_64-py3.11.zip" and z["template"] == "template.yaml"
     check = z["self_check"]
     assert check["passed"] is True
     events = {e["event"]: e for e in check["events"]}
@@ -164,3 +175,27 @@ def test_refuses_existing_out_and_bad_model(digits_onnx, tmp_path):
     assert bad.exit_code == 1 and "nope.onnx" in bad.output
     usage = _package(digits_onnx, tmp_path / "o3", "--arch", "ppc64")
     assert usage.exit_code == 2
+
+
+def test_flag_defaults_are_the_options_defaults():
+    params = {p.name: p for p in lambda_.params}
+    target = LambdaTarget()
+    for name in ("arch", "python", "budget_mib", "unzipped_budget_mib", "memory_mb", "timeout_s"):
+        value = getattr(target, name)
+        assert params[name].default == getattr(value, "value", value), name
+    shown = (target.arch.value, target.python.value, target.budget_mib, target.unzipped_budget_mib)
+    assert shown == ("x86_64", "3.12", 50.0, 250.0)
+    assert (target.memory_mb, target.timeout_s, target.self_check) == (1024, 30, True)
+    # a recipe's default section: the same options, memory the largest of [512, 1024, 2048]
+    assert LambdaSection().for_arch("arm64") == LambdaTarget(arch="arm64", memory_mb=2048)
+
+
+def test_invalid_flags_are_usage_errors_naming_the_flag(tmp_path):
+    for flag, value in (("--budget-mib", "0"), ("--memory-mb", "64"), ("--python", "3.9")):
+        result = _package(tmp_path / "nope.onnx", tmp_path / "o", flag, value)
+        assert result.exit_code == 2 and flag in result.output, result.output
+    with pytest.raises(click.BadParameter) as info:
+        lambda_options({"unzipped_budget_mib": -1})
+    assert "'--unzipped-budget-mib'" in info.value.format_message()
+    assert "must be > 0, got -1" in info.value.format_message()
+    assert not (tmp_path / "o").exists()

@@ -59,15 +59,6 @@ def test_fit_seq_len_pads_and_cuts():
     np.testing.assert_array_equal(latency.fit_seq_len(feeds, 2)["input_ids"], [[5, 6]])
 
 
-def test_adapt_layout_to_nhwc():
-    x = np.arange(2 * 1 * 8 * 8, dtype=np.float32).reshape(2, 1, 8, 8)
-    out = latency.adapt_layout({"image": x}, {"image": ("batch", 8, 8, 1)})
-    assert out["image"].shape == (2, 8, 8, 1)
-    np.testing.assert_array_equal(out["image"][..., 0], x[:, 0])
-    same = latency.adapt_layout({"image": x}, {"image": ("batch", 1, 8, 8)})
-    assert same["image"] is x
-
-
 def test_measure_zip_latency(bench_zip, bench_data):
     event = {"inputs": {"image": bench_data.test.x[:1].tolist()}}
     s = latency.measure_zip_latency(bench_zip, [event], runs=15, warmup=2)

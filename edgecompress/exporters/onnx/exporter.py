@@ -15,11 +15,11 @@ import tempfile
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from edgecompress.data import calibration_batches
 from edgecompress.errors import ExportError
 from edgecompress.exporters.base import ExportedModel, publish
-from edgecompress.exporters.calibration import calibration_batches
 from edgecompress.exporters.onnx import quantize as oq
 from edgecompress.exporters.onnx.export import export_module
 from edgecompress.exporters.onnx.optimize import fuse_transformer, optimize, transformer_config
@@ -28,19 +28,9 @@ from edgecompress.exporters.validate import Tolerances, ensure_baseline, torch_r
 from edgecompress.metrics import predict
 from edgecompress.model import ModelBundle
 from edgecompress.progress import log, progress
-from edgecompress.quantspec import CalibrationMethod, QuantScheme, QuantSpec
+from edgecompress.quantspec import CalibrationMethod, QuantScheme, QuantSpec, realise
 from edgecompress.registry import StepConfig, register_exporter
 from edgecompress.runtimes import OnnxRunner
-
-
-class OnnxQuant(StrEnum):
-    none = "none"  # the float32 model
-    int8_dynamic = "int8-dynamic"
-    int8_token = "int8-token"  # per-token int8 activations, GPTQ weights, outliers float
-    int8_static = "int8-static"
-    int8_weight_only = "int8-weight-only"
-    int4_weight_only = "int4-weight-only"
-    fp16 = "fp16"
 
 
 class TorchExporter(StrEnum):
@@ -63,8 +53,10 @@ class StaticFormat(StrEnum):
 class OnnxConfig(StepConfig):
     """Export to ONNX and realise the QuantSpec with onnxruntime's quantizers."""
 
-    quantize: list[OnnxQuant] | None = Field(
-        None, description="variants to write; default: float plus the bundle's QuantSpec scheme"
+    quantize: list[QuantScheme] | None = Field(
+        None,
+        description="variants to write (int8-full means int8-static here); default: float plus "
+        "the bundle's QuantSpec scheme",
     )
     opset: int = Field(18, ge=17, le=21, description="ONNX opset (>= 17)")
     exporter: TorchExporter = Field(TorchExporter.auto, description="torch.onnx exporter")
@@ -110,6 +102,11 @@ class OnnxConfig(StepConfig):
     compact_names: bool = Field(True, description="shorten internal names of quantized files")
     tolerance: Tolerances = Field(default_factory=Tolerances, description="validation limits")
 
+    @field_validator("quantize")
+    @classmethod
+    def _realisable(cls, value: list[QuantScheme] | None) -> list[QuantScheme] | None:
+        return None if value is None else [realise("onnx", q) for q in value]
+
 
 FILE_NAMES = {
     "none": "model.onnx",
@@ -125,10 +122,10 @@ FILE_NAMES = {
 def variants_for(bundle: ModelBundle, requested) -> list[str]:
     """The schemes to write, in order, float first."""
     if requested is None:
-        requested = [OnnxQuant.none]
+        requested = [QuantScheme.none]
         if bundle.quant_spec is not None:
-            requested.append(OnnxQuant(bundle.quant_spec.scheme.value))
-    schemes = list(dict.fromkeys(OnnxQuant(q).value for q in requested))
+            requested.append(realise("onnx", bundle.quant_spec.scheme))
+    schemes = list(dict.fromkeys(QuantScheme(q).value for q in requested))
     return sorted(schemes, key=lambda s: s != "none")
 
 
@@ -251,7 +248,9 @@ class _Job:
 
     def _quantize(self, scheme: str, spec: QuantSpec, path: Path, exclude: list[str]) -> dict:
         if scheme == "int8-static":
-            batches = calibration_batches(self.bundle, self.ctx, spec.calibration_samples)
+            batches = calibration_batches(
+                self.bundle, self.ctx, spec.calibration_samples, batch_size=16
+            )
             return oq.quantize_static(
                 self.float_path,
                 path,
@@ -271,7 +270,9 @@ class _Job:
 
         source, details = self._unfused_source(embed=True)
         keep = self.bundle.quant_spec.keep_float if self.bundle.quant_spec else []
-        batches = calibration_batches(self.bundle, self.ctx, self.config.calibration_samples)
+        batches = calibration_batches(
+            self.bundle, self.ctx, self.config.calibration_samples, batch_size=16
+        )
         details["quant_spec"] = {"scheme": "int8-token", "bits": 8, "keep_float": list(keep)}
         details.update(
             quantize_token_int8(

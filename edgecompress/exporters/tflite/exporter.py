@@ -13,11 +13,12 @@ import tempfile
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from edgecompress.data import calibration_batches
 from edgecompress.errors import ExportError, ValidationError
 from edgecompress.exporters.base import ExportedModel, publish
-from edgecompress.exporters.calibration import calibration_batches, single_samples
+from edgecompress.exporters.calibration import single_samples
 from edgecompress.exporters.onnx.export import export_module
 from edgecompress.exporters.tflite.convert import (
     NHWC_PERM,
@@ -35,24 +36,10 @@ from edgecompress.exporters.validate import (
 )
 from edgecompress.model import ModelBundle
 from edgecompress.progress import log, progress
+from edgecompress.quantspec import QuantScheme, realise
 from edgecompress.registry import StepConfig, register_exporter
 from edgecompress.runtimes import TFLiteRunner
 
-
-class TFLiteQuant(StrEnum):
-    none = "none"  # float32
-    fp16 = "fp16"  # float16 weights
-    int8_dynamic = "int8-dynamic"  # dynamic-range: int8 weights, float activations
-    int8_full = "int8-full"  # full integer: int8 weights, activations and IO
-
-
-# QuantSpec scheme -> what TFLite realises it as.
-FROM_SCHEME = {
-    "int8-static": "int8-full",
-    "int8-dynamic": "int8-dynamic",
-    "int8-weight-only": "int8-dynamic",
-    "fp16": "fp16",
-}
 FILE_NAMES = {
     "none": "model.tflite",
     "fp16": "model.fp16.tflite",
@@ -74,8 +61,10 @@ PER_CHANNEL_SHARE = 0.05
 class TFLiteConfig(StepConfig):
     """Export to TFLite (via onnx2tf) and realise the QuantSpec with the TFLite converter."""
 
-    quantize: list[TFLiteQuant] | None = Field(
-        None, description="variants to write; default: float plus the bundle's QuantSpec scheme"
+    quantize: list[QuantScheme] | None = Field(
+        None,
+        description="variants to write (int8-static means int8-full, int8-weight-only "
+        "int8-dynamic here); default: float plus the bundle's QuantSpec scheme",
     )
     opset: int = Field(18, ge=17, le=21, description="opset of the intermediate ONNX file")
     representative_samples: int = Field(
@@ -92,21 +81,24 @@ class TFLiteConfig(StepConfig):
     )
     tolerance: Tolerances = Field(default_factory=Tolerances, description="validation limits")
 
+    @field_validator("quantize")
+    @classmethod
+    def _realisable(cls, value: list[QuantScheme] | None) -> list[QuantScheme] | None:
+        return None if value is None else [realise("tflite", q) for q in value]
+
 
 def variants_for(bundle: ModelBundle, requested) -> list[str]:
     if requested is not None:
         return sorted(
-            dict.fromkeys(TFLiteQuant(q).value for q in requested), key=lambda s: s != "none"
+            dict.fromkeys(QuantScheme(q).value for q in requested), key=lambda s: s != "none"
         )
     schemes = ["none"]
     spec = bundle.quant_spec
     if spec is not None:
-        if spec.scheme.value not in FROM_SCHEME:
-            raise ExportError(
-                f"tflite: the QuantSpec scheme {spec.scheme.value!r} has no TFLite "
-                f"realisation (use one of {', '.join(FROM_SCHEME)})"
-            )
-        schemes.append(FROM_SCHEME[spec.scheme.value])
+        try:
+            schemes.append(realise("tflite", spec.scheme).value)
+        except ValueError as exc:
+            raise ExportError(f"tflite: the QuantSpec scheme: {exc}") from None
     return schemes
 
 
@@ -193,7 +185,7 @@ class _TFLiteJob:
 
         spec = self.bundle.quant_spec
         n = spec.calibration_samples if spec else self.config.representative_samples
-        batches = calibration_batches(self.bundle, self.ctx, n)
+        batches = calibration_batches(self.bundle, self.ctx, n, batch_size=16)
         names = self.bundle.io.input_names
 
         def dataset():

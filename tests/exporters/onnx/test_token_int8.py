@@ -225,13 +225,19 @@ def test_int8_token_runs_in_a_py311_lambda_zip(tiny_bert_dir, tmp_path):
     from edgecompress.exporters.onnx.exporter import OnnxConfig, export_onnx
     from edgecompress.loaders import load_hf
     from edgecompress.model import TaskKind, TaskSpec
+    from edgecompress.recipe import LambdaTarget
 
     task = TaskSpec(kind=TaskKind.embedding, data="sentences", metric="cosine")
     bundle = load_hf(tiny_bert_dir, task)
     ctx = RunContext(load_sentences(), tmp_path)
     (token,) = export_onnx(bundle, OnnxConfig(quantize=["int8-token"]), ctx, tmp_path / "out")
     built = build_lambda_zip(
-        token.path, bundle.io, task, tmp_path / "zip", "x86_64", "3.11", tokenizer_dir=tiny_bert_dir
+        token.path,
+        bundle.io,
+        task,
+        tmp_path / "zip",
+        LambdaTarget(arch="x86_64", python="3.11"),
+        tokenizer_dir=tiny_bert_dir,
     )
     assert built.versions["onnxruntime"] == "1.16.3"
     assert built.self_check["passed"] is True
