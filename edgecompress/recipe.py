@@ -78,6 +78,10 @@ class LambdaOptions(Section):
     unzipped_budget_mib: float = Field(250.0, gt=0, description="Unzipped size budget.")
     self_check: bool = Field(True, description="Run the zip under awslambdaric where possible.")
     timeout_s: int = Field(30, ge=1, le=900, description="Function timeout in seconds.")
+    allow_non_finite: bool = Field(
+        False,
+        description="The handler accepts NaN and infinite inputs (by default they get a 400).",
+    )
 
 
 class LambdaTarget(LambdaOptions):

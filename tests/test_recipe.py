@@ -120,3 +120,11 @@ def test_recipe_name_must_be_a_folder_name(write_recipe, name):
     path = write_recipe(f"name: '{name}'\nmodel: {{onnx: m.onnx}}\n")
     with pytest.raises(RecipeError, match="name: string should match pattern"):
         load_recipe(path)
+
+
+def test_lambda_section_carries_allow_non_finite_to_each_target():
+    from edgecompress.recipe import LambdaSection
+
+    section = LambdaSection(arch=["arm64", "x86_64"], allow_non_finite=True)
+    assert [t.allow_non_finite for t in map(section.for_arch, section.arch)] == [True, True]
+    assert LambdaSection().for_arch("arm64").allow_non_finite is False

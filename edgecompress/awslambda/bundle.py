@@ -108,7 +108,10 @@ def build_lambda_zip(
         removed = lambda_trim.trim_tree(stage)
         stripped = lambda_trim.strip_binaries(stage, target.machine)
         changes = _add_model(model_path, stage, runtime, pins)
-        spec = _write_app(stage, model_path, io, task, runtime, tokenizer_dir, max_batch, pins)
+        spec = _write_app(
+            stage, model_path, io, task, runtime, tokenizer_dir, max_batch, pins,
+            options.allow_non_finite,
+        )  # fmt: skip
         spec["target"] = _write_target(stage, spec, target)
         pyc = lambda_trim.compile_pyc(stage, python, target.machine)
         verified = lambda_checks.verify_target(stage, wheels, target)
@@ -176,8 +179,9 @@ def _add_model(model_path: Path, stage: Path, runtime: str, pins: dict) -> list[
     return adapt_model(model_path, stage / "model.onnx", pins["onnxruntime"], newest)
 
 
-def _write_app(stage, model_path, io, task, runtime, tokenizer_dir, max_batch, pins) -> dict:
-
+def _write_app(
+    stage, model_path, io, task, runtime, tokenizer_dir, max_batch, pins, allow_non_finite=False
+) -> dict:
     if runtime == "litert":
         io = tflite_io(model_path, io)
     kind = task.kind.value if isinstance(task.kind, TaskKind) else str(task.kind)
@@ -187,6 +191,7 @@ def _write_app(stage, model_path, io, task, runtime, tokenizer_dir, max_batch, p
         "task": kind,
         "max_batch": max_batch,
         "max_body_bytes": 6 * 1024 * 1024,
+        "allow_non_finite": allow_non_finite,
         "versions": pins,
         **io.to_dict(),
     }

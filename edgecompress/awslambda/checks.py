@@ -102,7 +102,21 @@ def good_events(feeds: dict | None, texts: list[str] | None) -> list[tuple[str, 
     return [("direct lists", direct), ("proxy base64 npy", proxy)]
 
 
-def malformed_events(inputs: list[dict]) -> list[tuple[str, dict, str]]:
+def hostile_events(inputs: list[dict], others: dict, allow_non_finite: bool) -> list:
+    """Events a hostile caller sends: nesting thousands deep, NaN in a float input."""
+    first, deep = inputs[0], [0.0]
+    for _ in range(200):  # deeper would exceed the JSON encoders on the way in
+        deep = [deep]
+    events = [("nested 200 deep", {"inputs": {first["name"]: deep, **others}}, "nested")]
+    floats = first.get("scale") is not None or np.dtype(first["dtype"]).kind == "f"
+    if floats and not allow_non_finite:
+        shape = [d if isinstance(d, int) else 1 for d in first["shape"]]
+        nan = {"inputs": {first["name"]: np.full(shape, np.nan).tolist(), **others}}
+        events.append(("NaN input (proxy)", {"body": json.dumps(nan)}, "NaN"))
+    return events
+
+
+def malformed_events(inputs: list[dict], allow_non_finite: bool = False):
     """(label, event, word the 400's error must contain)."""
     first = inputs[0]
     shape = [d if isinstance(d, int) else 1 for d in first["shape"]]
@@ -125,6 +139,7 @@ def malformed_events(inputs: list[dict]) -> list[tuple[str, dict, str]]:
         ("missing 'inputs'", {"data": [1, 2, 3]}, "inputs"),
         ("non-JSON body", {"body": "{not json", "isBase64Encoded": False}, "JSON"),
         ("10 MB body", {"body": "x" * TEN_MB, "isBase64Encoded": False}, "too large"),
+        *hostile_events(inputs, others, allow_non_finite),
     ]
 
 
@@ -197,7 +212,7 @@ def self_check(
 def _run_events(fn, spec, reference, feeds, texts):
     events, answers = [], []
     good = good_events(feeds, texts)
-    bad = malformed_events(spec["inputs"])
+    bad = malformed_events(spec["inputs"], spec.get("allow_non_finite", False))
     plan = [(label, ev, None) for label, ev in good] + bad + [("good after bad", good[0][1], None)]
     for label, event, word in plan:
         kind, answer, seconds = fn.invoke(event)

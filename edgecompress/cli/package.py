@@ -81,6 +81,11 @@ def package() -> None:
     help="Folder with tokenizer.json (text models).",
 )
 @click.option("--no-self-check", is_flag=True, help="Skip running the zip under awslambdaric.")
+@click.option(
+    "--allow-non-finite",
+    is_flag=True,
+    help=LambdaTarget.model_fields["allow_non_finite"].description,
+)
 @out_option()
 @force_option
 @json_option
@@ -90,6 +95,7 @@ def lambda_(
     task: str,
     tokenizer: Path | None,
     no_self_check: bool,
+    allow_non_finite: bool,
     out: Path,
     force: bool,
     as_json: bool,
@@ -97,7 +103,9 @@ def lambda_(
 ) -> None:
     """Build OUT/lambda-<arch>-py<ver>.zip, template.yaml and manifest.json from MODEL."""
 
-    options = lambda_options({**flags, "self_check": not no_self_check})
+    options = lambda_options(
+        {**flags, "self_check": not no_self_check, "allow_non_finite": allow_non_finite}
+    )
     manifest = run_package_lambda(model, _task(task), options, out, force, tokenizer)
     if as_json:
         emit_json(manifest)
