@@ -10,6 +10,9 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 
 class QuantScheme(str, Enum):
@@ -42,6 +45,16 @@ REALISATIONS: dict[str, dict[QuantScheme, QuantScheme]] = {
 def realised_by(backend: str) -> list[QuantScheme]:
     """The schemes ``backend`` accepts (it may realise several as the same one)."""
     return list(REALISATIONS[backend])
+
+
+def schemes_for(backend: str) -> Any:
+    """A config field's type: a list of schemes, each validated into what ``backend`` makes of
+    it (a scheme it cannot realise is a validation error naming the ones it can)."""
+
+    def check(value: list[QuantScheme] | None) -> list[QuantScheme] | None:
+        return None if value is None else [realise(backend, q) for q in value]
+
+    return Annotated[list[QuantScheme] | None, AfterValidator(check)]
 
 
 def realise(backend: str, scheme: QuantScheme | str) -> QuantScheme:

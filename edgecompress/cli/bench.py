@@ -121,26 +121,23 @@ def report(out: Path, as_json: bool) -> None:
         click.echo("\n".join(f"wrote {p}" for p in paths.values()))
 
 
+def limit_option(name: str, help: str, default: float | None = None):
+    """A regression limit: a non-negative number, unset (no gate) unless it has a default."""
+    return click.option(
+        f"--{name}",
+        type=click.FloatRange(min=0),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
 @click.command()
 @click.argument("old", type=click.Path(exists=True, path_type=Path))
 @click.argument("new", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--max-p95-regression",
-    type=click.FloatRange(min=0),
-    default=0.10,
-    show_default=True,
-    help="Allowed p95 increase per variant (0.10 = +10%).",
-)
-@click.option(
-    "--max-size-regression",
-    type=click.FloatRange(min=0),
-    help="Allowed size increase per variant (0.05 = +5%).",
-)
-@click.option(
-    "--max-accuracy-drop",
-    type=click.FloatRange(min=0),
-    help="Allowed metric drop versus OLD per variant.",
-)
+@limit_option("max-p95-regression", "Allowed p95 increase per variant (0.10 = +10%).", 0.10)
+@limit_option("max-size-regression", "Allowed size increase per variant (0.05 = +5%).")
+@limit_option("max-accuracy-drop", "Allowed metric drop versus OLD per variant.")
 @json_option
 @handle_errors
 def compare(

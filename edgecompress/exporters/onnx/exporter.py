@@ -15,7 +15,7 @@ import tempfile
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from edgecompress.data import calibration_batches
 from edgecompress.errors import ExportError
@@ -28,7 +28,7 @@ from edgecompress.exporters.validate import Tolerances, ensure_baseline, torch_r
 from edgecompress.metrics import predict
 from edgecompress.model import ModelBundle
 from edgecompress.progress import log, progress
-from edgecompress.quantspec import CalibrationMethod, QuantScheme, QuantSpec, realise
+from edgecompress.quantspec import CalibrationMethod, QuantScheme, QuantSpec, realise, schemes_for
 from edgecompress.registry import StepConfig, register_exporter
 from edgecompress.runtimes import OnnxRunner
 
@@ -50,10 +50,13 @@ class StaticFormat(StrEnum):
     qdq = "qdq"  # QuantizeLinear/DequantizeLinear pairs, S8S8 (portable to other EPs)
 
 
+OnnxSchemes = schemes_for("onnx")
+
+
 class OnnxConfig(StepConfig):
     """Export to ONNX and realise the QuantSpec with onnxruntime's quantizers."""
 
-    quantize: list[QuantScheme] | None = Field(
+    quantize: OnnxSchemes = Field(
         None,
         description="variants to write (int8-full means int8-static here); default: float plus "
         "the bundle's QuantSpec scheme",
@@ -101,11 +104,6 @@ class OnnxConfig(StepConfig):
     )
     compact_names: bool = Field(True, description="shorten internal names of quantized files")
     tolerance: Tolerances = Field(default_factory=Tolerances, description="validation limits")
-
-    @field_validator("quantize")
-    @classmethod
-    def _realisable(cls, value: list[QuantScheme] | None) -> list[QuantScheme] | None:
-        return None if value is None else [realise("onnx", q) for q in value]
 
 
 FILE_NAMES = {

@@ -13,7 +13,7 @@ import tempfile
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from edgecompress.data import calibration_batches
 from edgecompress.errors import ExportError, ValidationError
@@ -36,7 +36,7 @@ from edgecompress.exporters.validate import (
 )
 from edgecompress.model import ModelBundle
 from edgecompress.progress import log, progress
-from edgecompress.quantspec import QuantScheme, realise
+from edgecompress.quantspec import QuantScheme, realise, schemes_for
 from edgecompress.registry import StepConfig, register_exporter
 from edgecompress.runtimes import TFLiteRunner
 
@@ -58,10 +58,13 @@ class WeightScales(StrEnum):
 PER_CHANNEL_SHARE = 0.05
 
 
+TFLiteSchemes = schemes_for("tflite")
+
+
 class TFLiteConfig(StepConfig):
     """Export to TFLite (via onnx2tf) and realise the QuantSpec with the TFLite converter."""
 
-    quantize: list[QuantScheme] | None = Field(
+    quantize: TFLiteSchemes = Field(
         None,
         description="variants to write (int8-static means int8-full, int8-weight-only "
         "int8-dynamic here); default: float plus the bundle's QuantSpec scheme",
@@ -80,11 +83,6 @@ class TFLiteConfig(StepConfig):
         True, description="short tensor names and no conversion-metadata buffer in the file"
     )
     tolerance: Tolerances = Field(default_factory=Tolerances, description="validation limits")
-
-    @field_validator("quantize")
-    @classmethod
-    def _realisable(cls, value: list[QuantScheme] | None) -> list[QuantScheme] | None:
-        return None if value is None else [realise("tflite", q) for q in value]
 
 
 def variants_for(bundle: ModelBundle, requested) -> list[str]:
