@@ -87,29 +87,6 @@ def test_package_weights_resolve():
     assert resolve_path(DIGITS_WEIGHTS).is_file()
 
 
-class Payload:
-    def __reduce__(self):
-        import os
-
-        return (os.system, ("echo pwned > /dev/null",))
-
-
-@pytest.mark.parametrize("how", ["torch", "pickle"])
-def test_pickle_refusal_names_the_global_and_gives_no_unsafe_advice(tmp_path, how):
-    import pickle
-
-    evil = tmp_path / "evil.pt"
-    if how == "torch":
-        torch.save({"x": Payload()}, evil)
-    else:
-        evil.write_bytes(pickle.dumps({"w": Payload()}))
-    with pytest.raises(ModelLoadError) as info:
-        load_factory("edgecompress.zoo:digits_cnn", str(evil), TaskSpec())
-    message = str(info.value)
-    assert "it imports posix.system" in message
-    assert "weights_only" not in message and "pwned" not in message
-
-
 def test_declared_shape_too_large_is_refused_without_allocating(tmp_path):
     import resource
 

@@ -120,6 +120,8 @@ def test_pickled_object_is_refused(tmp_path, how):
     out = tmp_path / "out"
     result = invoke("run", recipe_file(tmp_path, weights=str(evil)), "-o", out)
     _assert_clean_failure(result, 1, "refusing to unpickle", out)
+    assert "it imports posix.system" in result.output  # names what it would have run
+    assert "weights_only" not in result.output  # and never advises the unsafe retry
 
 
 def test_debug_shows_traceback(tmp_path):
