@@ -8,6 +8,9 @@ naming the file and what is wrong.
 from __future__ import annotations
 
 import os
+import pickle
+import pickletools
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +59,6 @@ def _first_line(exc: Exception) -> str:
 
 def _pickle_globals(data: bytes, limit: int = 5) -> list[str]:
     """The module.name globals a pickle stream would import, read without executing it."""
-    import pickletools
 
     found, strings = [], []
     try:
@@ -74,7 +76,6 @@ def _pickle_globals(data: bytes, limit: int = 5) -> list[str]:
 
 def _refusal(path: Path) -> str:
     """What makes ``path`` more than tensors: the globals its pickle would import."""
-    import zipfile
 
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
@@ -87,8 +88,6 @@ def _refusal(path: Path) -> str:
 
 
 def _looks_like_pickle_or_torch(path: Path) -> bool:
-    import zipfile
-
     with open(path, "rb") as fh:
         head = fh.read(2)
     return zipfile.is_zipfile(path) or (len(head) == 2 and head[0] == 0x80 and head[1] <= 5)
@@ -96,8 +95,6 @@ def _looks_like_pickle_or_torch(path: Path) -> bool:
 
 def load_state_dict(path: Path, field: str = "model.weights") -> dict:
     """A state_dict from ``path``, refusing anything but tensors (no arbitrary unpickling)."""
-    import pickle
-    import zipfile
 
     import torch
 

@@ -32,7 +32,6 @@ class RunResult:
 
 
 def load_bundle(recipe: Recipe) -> ModelBundle:
-
     m, task, base = recipe.model, recipe.task.spec(), recipe.base_dir
     if m.factory:
         return loaders.load_factory(m.factory, m.weights, task, base, m.factory_args, m.inputs)
@@ -190,7 +189,7 @@ def run_recipe(recipe: Recipe, out: Path, force: bool = False) -> RunResult:
         model_files = save_model(bundle, work)
         variants = run_exports(recipe, bundle, ctx, work)
         extra = {"final_metric": final_metric, "model_files": model_files}
-        extra.update(_package_and_report(recipe, bundle, ctx, work, variants, original))
+        extra.update(package_and_report(recipe, bundle, ctx, work, variants, original))
         manifest = write_manifest(work, build_manifest(recipe, bundle, ctx, work, variants, extra))
     result = RunResult(out, manifest, bundle, variants, manifest.get("report"))
     result.failed_gates = [g for g in manifest.get("gates", []) if not g.get("passed", True)]
@@ -198,9 +197,3 @@ def run_recipe(recipe: Recipe, out: Path, force: bool = False) -> RunResult:
         names = ", ".join(g["name"] for g in result.failed_gates)
         raise GateError(f"gates failed: {names} (outputs kept in {out})", manifest["gates"])
     return result
-
-
-def _package_and_report(recipe, bundle, ctx, work, variants, original) -> dict:
-    """Lambda zips, benchmarks, reports and gates."""
-
-    return package_and_report(recipe, bundle, ctx, work, variants, original)

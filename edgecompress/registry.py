@@ -8,9 +8,11 @@ and never breaks the built-ins.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from importlib import metadata
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -64,7 +66,6 @@ class Registry:
         if self._loaded:
             return
         self._loaded = True
-        import importlib
 
         for module in self.builtins:
             try:
@@ -75,9 +76,8 @@ class Registry:
         self._load_plugins()
 
     def _load_plugins(self) -> None:
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group=self.group):
+        # metadata.entry_points is looked up per call, so tests can fake the installed plugins
+        for ep in metadata.entry_points(group=self.group):
             self._origin = f"plugin {ep.dist.name if ep.dist else ep.value}"
             try:
                 ep.load()

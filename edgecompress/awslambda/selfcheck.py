@@ -18,7 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from edgecompress.awslambda.target import Target, arch_of, host_python
@@ -262,8 +264,6 @@ def task_env_ok(task_root: Path) -> None:
 
 
 def unzip(zip_path: Path, dest: Path) -> Path:
-    import zipfile
-
     with zipfile.ZipFile(zip_path) as zf:
         for info in zf.infolist():
             path = dest / info.filename
@@ -275,7 +275,6 @@ def unzip(zip_path: Path, dest: Path) -> Path:
 
 def ric_versions() -> dict[str, str]:
     """The host's awslambdaric and its dependencies, pinned for other Pythons."""
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return {name: version(name) for name in RIC_DISTS}

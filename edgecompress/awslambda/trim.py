@@ -7,10 +7,13 @@ library is only removed when no remaining ELF file names it in DT_NEEDED.
 
 from __future__ import annotations
 
+import compileall
 import fnmatch
 import os
 import platform
+import py_compile
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -154,7 +157,6 @@ def strip_binaries(root: Path, machine: str) -> dict:
 def load_segments_ok(path: Path) -> bool:
     """Every PT_LOAD of a 64-bit ELF has offset == vaddr modulo its alignment (the loader
     refuses the library otherwise: "ELF load command address/offset not page-aligned")."""
-    import struct
 
     data = path.read_bytes()
     if len(data) < 64 or data[4] != 2:
@@ -202,9 +204,6 @@ def compile_pyc(root: Path, python: str, machine: str | None = None) -> dict:
 
 
 def _compile_here(root: Path) -> bool:
-    import compileall
-    import py_compile
-
     return bool(
         compileall.compile_dir(
             str(root),

@@ -112,7 +112,6 @@ def _cached_or_download(folder: Path, target: Target, name: str, version: str) -
 
 
 def _download(folder: Path, target: Target, name: str, version: str) -> Path:
-
     log.info("downloading %s==%s for %s", name, version, target.key)
     with tempfile.TemporaryDirectory(prefix="ec-wheel-") as tmp:
         cmd = [

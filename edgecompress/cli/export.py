@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import click
+from pydantic import ValidationError as PydanticError
 
 from edgecompress.cli.common import (
     emit_json,
@@ -86,8 +87,6 @@ def export(fmt, model, schemes, data, task_kind, factory, config_json, out, forc
 
 
 def _config(fmt: str, schemes: tuple[str, ...], config_json: str | None):
-    from pydantic import ValidationError as PydanticError
-
     entry = EXPORTERS.get(fmt)
     try:
         raw = json.loads(config_json) if config_json else {}
@@ -108,7 +107,6 @@ def _config(fmt: str, schemes: tuple[str, ...], config_json: str | None):
 
 
 def _task(model: Path, kind: str | None, data: str | None):
-
     if kind is None:
         kind = "embedding" if model.is_dir() else "classification"
     task_kind = TaskKind(kind)

@@ -75,7 +75,6 @@ def run(recipe: Path, out: Path | None, force: bool, as_json: bool) -> None:
 
 
 def _run_and_print(recipe, out: Path, force: bool, as_json: bool) -> None:
-
     try:
         result = run_recipe(recipe, out, force)
     except GateError as exc:

@@ -114,7 +114,6 @@ def lambda_(
 
 
 def _task(kind: str):
-
     if kind == "embedding":
         return TaskSpec(kind=TaskKind.embedding, data="sentences", metric="cosine")
     if kind == "regression":
@@ -123,7 +122,6 @@ def _task(kind: str):
 
 
 def render(manifest: dict, out: Path) -> str:
-
     z = manifest["lambda"]
     lines = [
         f"{out / z['path']}  ({z['arch']}, python{z['python']}, {z['runtime']})",

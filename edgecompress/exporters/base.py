@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,6 @@ class ExportedModel:
 def publish(variants: list[ExportedModel], out_dir: Path) -> list[ExportedModel]:
     """Move every validated file from the exporter's temp folder into ``out_dir`` (only once
     all variants have validated, so a failed export leaves no partial file there)."""
-    import shutil
 
     for variant in variants:
         final = Path(out_dir) / variant.path.name

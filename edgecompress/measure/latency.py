@@ -133,7 +133,6 @@ def feeds_from_split(
 
 
 def _select(split, idx: list[int]):
-
     return Split(
         x=None if split.x is None else split.x[idx],
         texts=None if split.texts is None else [split.texts[i] for i in idx],

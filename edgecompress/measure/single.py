@@ -80,7 +80,6 @@ def bench_model(
     data: str | None,
     cold_runs: int,
 ) -> dict:
-
     io = file_io(path)
     feeds_list, inputs = make_feeds(io, data, batch, seq_len)
     by_threads = {}

@@ -134,7 +134,6 @@ def file_name(scheme: str, schemes: list[str]) -> str:
 
 
 def spec_for(bundle: ModelBundle, config: OnnxConfig, scheme: str) -> QuantSpec:
-
     spec = bundle.quant_spec
     if spec is not None and spec.scheme.value == scheme:
         return spec
@@ -182,7 +181,6 @@ class _Job:
         return made
 
     def _export_float(self) -> tuple[Path, dict]:
-
         raw = self.work / "raw.onnx"
         if self.module is None:
             if self.bundle.onnx_path is None:
@@ -215,7 +213,6 @@ class _Job:
         return predict(source.run, self.bundle, self.ctx.eval_split)
 
     def _variant(self, scheme: str) -> ExportedModel:
-
         path = self.work / file_name(scheme, self.schemes)
         details = dict(self.base_details)
         details.update(self._realise(scheme, path))
@@ -265,7 +262,6 @@ class _Job:
         return oq.convert_fp16(self.float_path, path, exclude)
 
     def _token_int8(self, path: Path) -> dict:
-
         source, details = self._unfused_source(embed=True)
         keep = self.bundle.quant_spec.keep_float if self.bundle.quant_spec else []
         batches = calibration_batches(

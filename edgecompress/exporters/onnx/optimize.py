@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -98,8 +100,6 @@ class _quiet_logs:
     """The optimizer logs every skipped pattern at INFO/WARNING; keep stderr readable."""
 
     def __enter__(self):
-        import logging
-
         self._loggers = [
             logging.getLogger(n) for n in ("onnxruntime", "fusion_base", "onnx_model", "optimizer")
         ]
@@ -114,7 +114,6 @@ class _quiet_logs:
 
 def optimize(src: Path, dst: Path, bundle, level: str, fuse: bool, attention=True) -> dict:
     """Fusions for transformers, else ORT's graph optimisations; ``level`` none copies."""
-    import shutil
 
     spec = transformer_config(bundle) if fuse else None
     if spec is not None:

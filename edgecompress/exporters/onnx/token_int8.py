@@ -172,7 +172,6 @@ def quantize_token_int8(
 
 
 def _build_group(prefix, x, targets, stats: InputStats, outliers: int, use_gptq: bool, opset):
-
     if stats.rows == 0:
         raise ExportError(f"int8-token: calibration saw no rows of '{x}'")
     k_dim = len(stats.amax)

@@ -119,7 +119,6 @@ class _TFLiteJob:
         self.module = bundle.float_module or bundle.module
 
     def run(self, schemes: list[str]) -> list[ExportedModel]:
-
         with progress("TFLite export", total=len(schemes) + 1) as bar:
             self.saved, self.base_details = self.work / "saved_model", self._onnx()
             onnx_to_saved_model(self.work / "model.onnx", self.saved)
@@ -132,7 +131,6 @@ class _TFLiteJob:
         return made
 
     def _onnx(self) -> dict:
-
         details = export_module(
             self.bundle, self.module, self.work / "model.onnx", self.config.opset, "auto"
         )
@@ -157,7 +155,6 @@ class _TFLiteJob:
             return self._build(scheme, True, {"weight_scales_choice": f"{why}; per-tensor: {exc}"})
 
     def _build(self, scheme: str, per_channel: bool, extra: dict | None = None) -> ExportedModel:
-
         path = self.work / FILE_NAMES[scheme]
         mode = "fp32" if scheme == "none" else scheme
         details = dict(self.base_details)
