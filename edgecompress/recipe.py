@@ -3,10 +3,13 @@ message naming the file, the field path and the reason (exit 2)."""
 
 from __future__ import annotations
 
+import copy
 import difflib
+import types
+import typing
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -14,6 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from edgecompress.errors import RecipeError
 from edgecompress.model import DEFAULT_METRIC, TaskKind, TaskSpec
 from edgecompress.registry import COMPRESSORS, EXPORTERS, StepConfig
+from edgecompress.search.schema import (
+    AddressError,
+    Objective,
+    Param,
+    SamplerName,
+    SearchSection,
+    apply_values,
+    parse_space,
+    set_at,
+)
 
 
 class Section(BaseModel):
@@ -166,9 +179,18 @@ class Recipe(Section):
     bench: BenchSection | None = None
     gates: GatesSection = Field(default_factory=GatesSection)
     cost: CostSection = Field(default_factory=CostSection)
+    search: SearchSection | None = Field(
+        None, description="what `compress search` varies and minimises (`compress run` ignores it)"
+    )
+    relative_to: str | None = Field(
+        None,
+        description="the folder relative paths in this recipe are resolved against (default: "
+        "the recipe's own folder); `compress search` writes it into trial recipes and best.yaml",
+    )
 
     # Filled by load_recipe: validated configs and the recipe's folder.
     step_configs: list[tuple[str, StepConfig]] = Field(default_factory=list, exclude=True)
+    search_params: list[Any] = Field(default_factory=list, exclude=True)  # search.schema.Param
     export_configs: list[tuple[str, StepConfig]] = Field(default_factory=list, exclude=True)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     path: Path | None = Field(None, exclude=True)
@@ -287,7 +309,121 @@ def parse_recipe(data: Any, source: str = "<recipe>", base_dir: Path | None = No
     recipe.step_configs = _validate_entries(recipe.steps, COMPRESSORS, "steps", source)
     recipe.export_configs = _validate_entries(recipe.export, EXPORTERS, "export", source)
     recipe.base_dir = base_dir or Path.cwd()
+    if recipe.relative_to:
+        relative = Path(recipe.relative_to).expanduser()
+        recipe.base_dir = relative if relative.is_absolute() else recipe.base_dir / relative
+    if recipe.search is not None:
+        recipe.search_params = _search_params(data, recipe, source, base_dir)
     return recipe
+
+
+def _is_list_type(annotation) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _is_list_type(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return any(_is_list_type(a) for a in typing.get_args(annotation) if a is not type(None))
+    return annotation is list or origin is list
+
+
+def _model_in(annotation):
+    """The pydantic model an annotation holds (``Tolerances``, ``X | None``), else None."""
+    for cand in typing.get_args(annotation) or (annotation,):
+        if isinstance(cand, type) and issubclass(cand, BaseModel):
+            return cand
+    return None
+
+
+def _holds_list(path: tuple) -> bool:
+    """Whether the recipe field at ``path`` (an address already checked against the recipe)
+    holds a list, so a scalar choice for it becomes a one-item list."""
+    if len(path) == 1:
+        return _is_list_type(Recipe.model_fields[path[0]].annotation)
+    if path[0] == "package":
+        field = LambdaSection.model_fields.get(path[2])
+        return field is not None and _is_list_type(field.annotation)
+    if len(path) < 4:  # steps[i] or steps[i].name: one item, one config
+        return False
+    registry = COMPRESSORS if path[0] == "steps" else EXPORTERS
+    cls, annotation = registry.get(path[2]).config_cls, None
+    for key in path[3:]:
+        field = cls.model_fields.get(key) if cls is not None and isinstance(key, str) else None
+        if field is None:
+            return False
+        annotation = field.annotation
+        cls = _model_in(annotation)
+    return _is_list_type(annotation)
+
+
+def _check_value(base: dict, param: Param, value, source: str, base_dir) -> None:
+    """The recipe with ``value`` at the param's address must validate."""
+    data = apply_values(base, {param.address: value}, {param.address: param.wrap})
+    try:
+        parse_recipe(data, "", base_dir)
+    except RecipeError as exc:
+        why = "; ".join(line.removeprefix(": ") for line in str(exc).splitlines())
+        raise RecipeError(
+            f"{source}: search.space.{param.address}: the value {value!r} makes an invalid "
+            f"recipe: {why}"
+        ) from None
+
+
+MAX_GRID = 10_000
+
+
+def _check_grid(params: list[Param], source: str) -> None:
+    size = 1
+    for param in params:
+        points = param.grid()
+        if points is None:
+            raise RecipeError(
+                f"{source}: search.space.{param.address}: sampler grid needs choices or a "
+                "range with a step"
+            )
+        size *= len(points)
+    if size > MAX_GRID:
+        raise RecipeError(
+            f"{source}: search.sampler: grid has {size:,} points; at most {MAX_GRID:,}"
+        )
+
+
+def _search_params(data: dict, recipe: Recipe, source: str, base_dir) -> list[Param]:
+    """Every ``search.space`` address resolved against the recipe, and every choice (both ends
+    of a range) validated as the recipe field it replaces; ``search.start`` checked too."""
+    section = recipe.search
+    try:
+        params = parse_space(section.space)
+    except AddressError as exc:
+        raise RecipeError(f"{source}: search.space.{exc}") from None
+    base = {k: v for k, v in data.items() if k != "search"}
+    for param in params:
+        try:
+            set_at(copy.deepcopy(base), param.path, None)
+        except AddressError as exc:
+            raise RecipeError(f"{source}: search.space.{param.address}: {exc}") from None
+        param.wrap = _holds_list(param.path)
+        for value in param.probe_values():
+            _check_value(base, param, value, source, base_dir)
+    if Objective.zip_mib in section.objectives and recipe.package.lambda_ is None:
+        raise RecipeError(
+            f"{source}: search.objectives: zip_mib needs a Lambda zip: add package.lambda"
+        )
+    if section.sampler == SamplerName.grid:
+        _check_grid(params, source)
+    by_address = {p.address: p for p in params}
+    for i, point in enumerate(section.start):
+        for address, value in point.items():
+            param = by_address.get(address)
+            if param is None:
+                raise RecipeError(
+                    f"{source}: search.start[{i}].{address}: not an address in search.space"
+                )
+            if not param.contains(value):
+                raise RecipeError(
+                    f"{source}: search.start[{i}].{address}: {value!r} is not in its choices "
+                    "or range"
+                )
+    return params
 
 
 MAX_RECIPE_BYTES = 1 << 20
@@ -326,5 +462,7 @@ def load_recipe(path: Path) -> Recipe:
     path = Path(path)
     data = read_yaml(path)
     recipe = parse_recipe(data, str(path), path.resolve().parent)
+    if recipe.relative_to and not recipe.base_dir.is_dir():
+        raise RecipeError(f"{path}: relative_to: no such folder: {recipe.base_dir}")
     recipe.path = path
     return recipe
