@@ -1,8 +1,10 @@
 """Knowledge distillation from the current model (teacher) into a smaller student.
 
 The student is built by a factory (``student: "pkg.module:function"``, with ``student_args``)
-or derived from a transformer teacher (``layers: N`` keeps N evenly spaced encoder layers,
-initialised from the teacher's). Classifiers learn temperature-softened KL on logits plus
+or derived from the teacher: ``layers: N`` keeps N evenly spaced encoder layers of a
+transformer; ``width: W`` keeps the share W of every channel group (a copy of the teacher
+pruned by the same channel groups as ``prune: {method: structured}``, initialised from the
+teacher's strongest channels). Classifiers learn temperature-softened KL on logits plus
 ``alpha`` x cross-entropy; encoders match the teacher's embeddings (MSE and/or cosine) on the
 train split's texts. Runs on one process, or under ``torchrun`` with DDP (see distill_train).
 """
@@ -17,6 +19,8 @@ from pydantic import Field, model_validator
 
 from edgecompress.compressors.common import first_output, metric_stats, size_bytes, to_torch
 from edgecompress.compressors.distill_train import train_student
+from edgecompress.compressors.prune_channels import prune_structure
+from edgecompress.compressors.targets import ChannelTargets
 from edgecompress.errors import CompressorError
 from edgecompress.imports import import_object
 from edgecompress.loaders import load_state_dict, resolve_path
@@ -57,6 +61,11 @@ class DistillConfig(StepConfig):
     layers: int | None = Field(
         None, ge=1, description="Transformer teacher: student keeps this many encoder layers."
     )
+    width: float | None = Field(
+        None, gt=0.0, lt=1.0,
+        description="Derive a narrower student from the teacher: keep this share of the "
+        "channels of every channel group (rounded to multiples of 8, like prune's round_to).",
+    )  # fmt: skip
     epochs: int = Field(10, ge=1, description="Maximum training epochs.")
     lr: float = Field(3e-3, gt=0.0, description="AdamW learning rate.")
     weight_decay: float = Field(1e-4, ge=0.0, description="AdamW weight decay.")
@@ -74,8 +83,11 @@ class DistillConfig(StepConfig):
 
     @model_validator(mode="after")
     def _one_student(self):
-        if (self.student is None) == (self.layers is None):
-            raise ValueError("give exactly one of 'student' (a factory) or 'layers' (N)")
+        given = [x is not None for x in (self.student, self.layers, self.width)]
+        if sum(given) != 1:
+            raise ValueError(
+                "give exactly one of 'student' (a factory), 'layers' (N) or 'width' (W)"
+            )
         if self.student == CURRENT_STUDENT and self.teacher != TeacherSource.original:
             raise ValueError("student 'current' learns from teacher 'original'; set teacher")
         return self
@@ -106,7 +118,17 @@ def derive_encoder_student(teacher: nn.Module, layers: int) -> nn.Module:
     return student
 
 
+def derive_narrow_student(bundle, width: float) -> tuple[nn.Module, dict]:
+    """A copy of the teacher keeping ``width`` of each channel group's strongest channels."""
+    student = copy.deepcopy(bundle.module)
+    inputs = to_torch(bundle, bundle.example_inputs)
+    pruned = prune_structure(student, inputs, ChannelTargets(amount=1.0 - width))
+    return student, {"student": "derived", "width": width, "structure": pruned}
+
+
 def build_student(bundle, config: DistillConfig) -> tuple[nn.Module, dict]:
+    if config.width is not None:
+        return derive_narrow_student(bundle, config.width)
     if config.layers is not None:
         return derive_encoder_student(bundle.module, config.layers), {"layers": config.layers}
     if config.student == CURRENT_STUDENT:
@@ -157,4 +179,5 @@ def distill(bundle, config: DistillConfig, ctx):
     stats.update(metric_stats(ctx, before, after), **info)
     stats["retained"] = round(after["value"] / before["value"], 6) if before["value"] else None
     stats.update(size_bytes_before=size_bytes(bundle.module), size_bytes_after=size_bytes(student))
+    stats.update(params_before=bundle.param_count(), params_after=new.param_count())
     return new, stats

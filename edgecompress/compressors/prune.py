@@ -1,5 +1,6 @@
-"""Pruning: unstructured magnitude (layer-wise or global), N:M patterns, structured channel
-pruning that physically shrinks Conv/Linear layers, and attention-head pruning for BERT."""
+"""Pruning: unstructured magnitude (layer-wise or global), N:M patterns, structured pruning that
+physically shrinks the model (channel groups through the graph with Torch-Pruning; attention
+heads and MLP channels of Hugging Face encoders), and attention-head pruning alone."""
 
 from __future__ import annotations
 
@@ -9,16 +10,20 @@ from typing import TYPE_CHECKING
 from pydantic import Field, model_validator
 
 from edgecompress.compressors.common import (
+    first_output,
     metric_stats,
     prunable_weights,
+    shuffled_batches,
     size_bytes,
     sparsity,
     to_torch,
 )
-from edgecompress.compressors.finetune import finetune
+from edgecompress.compressors.finetune import finetune, task_loss
 from edgecompress.compressors.heads import prune_heads
-from edgecompress.compressors.structured import apply_plans, find_plans
+from edgecompress.compressors.prune_channels import prune_structure
+from edgecompress.compressors.targets import ChannelTargets
 from edgecompress.errors import CompressorError
+from edgecompress.model import TaskKind
 from edgecompress.registry import StepConfig, register_compressor
 
 if TYPE_CHECKING:
@@ -42,14 +47,20 @@ class ChannelNorm(StrEnum):
     l2 = "l2"
 
 
+class ChannelImportance(StrEnum):
+    magnitude = "magnitude"
+    taylor = "taylor"
+
+
 class PruneConfig(StepConfig):
     """Prune weights, channels or attention heads, optionally fine-tuning afterwards."""
 
     method: PruneMethod = Field(PruneMethod.unstructured, description="What to remove.")
     amount: float = Field(
         0.5, ge=0.0, lt=1.0,
-        description="unstructured: target sparsity; structured: fraction of channels removed "
-        "per prunable layer; heads: fraction of attention heads removed per layer.",
+        description="unstructured: target sparsity; structured: share of the channels removed "
+        "from each channel group (HF encoders: of each MLP's intermediate channels); heads: "
+        "share of attention heads removed per layer.",
     )  # fmt: skip
     scope: PruneScope = Field(
         PruneScope.layer,
@@ -57,7 +68,30 @@ class PruneConfig(StepConfig):
     )
     n: int = Field(2, ge=1, description="n:m: weights kept in every group of m.")
     m: int = Field(4, ge=2, description="n:m: group size along the input dimension.")
-    norm: ChannelNorm = Field(ChannelNorm.l1, description="structured: filter norm ranking.")
+    norm: ChannelNorm = Field(
+        ChannelNorm.l1, description="structured: magnitude ranking, summed over a group's layers."
+    )
+    importance: ChannelImportance = Field(
+        ChannelImportance.magnitude,
+        description="structured: rank channels by weight 'magnitude' or first-order 'taylor' "
+        "(|weight x gradient| on calibration batches of the train split; labelled tasks).",
+    )
+    calibration_batches: int = Field(4, ge=1, description="structured/taylor: batches used.")
+    round_to: int = Field(
+        8, ge=1, description="structured: channels kept per group rounded to the nearest "
+        "multiple of this (1: no rounding; groups smaller than it are not rounded).",
+    )  # fmt: skip
+    min_channels: int = Field(1, ge=1, description="structured: per-layer floor of channels kept.")
+    skip: list[str] = Field(
+        default_factory=list,
+        description="structured: fnmatch patterns of layer names left whole, e.g. "
+        "['features.0', '*.se.*'] (a pattern matching no layer is an error).",
+    )
+    head_amount: float | None = Field(
+        None, ge=0.0, lt=1.0,
+        description="structured, HF encoders: share of attention heads removed per layer "
+        "(default: amount; 0 keeps every head).",
+    )  # fmt: skip
     finetune_epochs: int = Field(0, ge=0, description="Epochs of fine-tuning after pruning.")
     lr: float = Field(1e-3, gt=0.0, description="Fine-tuning learning rate (AdamW).")
     batch_size: int = Field(32, ge=1, description="Fine-tuning batch size.")
@@ -114,14 +148,37 @@ def _make_permanent(module) -> None:
             tprune.remove(layer, "weight")
 
 
-def _prune_module(bundle, config: PruneConfig) -> tuple[object, dict]:
+def channel_targets(config: PruneConfig) -> ChannelTargets:
+    return ChannelTargets(
+        amount=config.amount, round_to=config.round_to, min_channels=config.min_channels,
+        skip=tuple(config.skip), norm=config.norm.value, head_amount=config.head_amount,
+        taylor=config.importance == ChannelImportance.taylor,
+    )  # fmt: skip
+
+
+def accumulate_gradients(module, bundle, ctx, config: PruneConfig) -> None:
+    """Task-loss gradients summed over calibration batches of the train split (Taylor)."""
+    import numpy as np
+
+    if bundle.task.kind == TaskKind.embedding or ctx.data.train.labels is None:
+        raise CompressorError("structured pruning: importance 'taylor' needs a labelled task")
+    module.zero_grad(set_to_none=True)
+    module.eval()  # BatchNorm statistics stay as trained
+    batches = shuffled_batches(ctx.data.train, config.batch_size, np.random.default_rng(ctx.seed))
+    for _, batch in zip(range(config.calibration_batches), batches, strict=False):
+        out = first_output(module(*to_torch(bundle, bundle.feeds(batch))))
+        task_loss(bundle, out, batch).backward()
+
+
+def _prune_module(bundle, config: PruneConfig, ctx) -> tuple[object, dict]:
     module = bundle.clone_module()
     stats: dict = {"method": config.method.value, "amount": config.amount}
     if config.method == PruneMethod.structured:
-        plans = find_plans(module, to_torch(bundle, bundle.example_inputs))
-        if not plans:
-            raise CompressorError("structured pruning: no prunable Conv/Linear chain found")
-        stats["layers"] = apply_plans(module, plans, config.amount, config.norm.value)
+        if config.importance == ChannelImportance.taylor:
+            accumulate_gradients(module, bundle, ctx, config)
+        inputs = to_torch(bundle, bundle.example_inputs)
+        stats.update(prune_structure(module, inputs, channel_targets(config)))
+        module.zero_grad(set_to_none=True)
     elif config.method == PruneMethod.heads:
         stats["layers"] = prune_heads(module, config.amount)
     else:
@@ -136,7 +193,7 @@ def prune(bundle, config: PruneConfig, ctx):
     if bundle.module is None:
         raise CompressorError("prune needs a torch model (this bundle is ONNX-only)")
     before = ctx.evaluate_bundle(bundle)
-    module, stats = _prune_module(bundle, config)
+    module, stats = _prune_module(bundle, config, ctx)
     pruned = bundle.replace(module=module.eval())
     stats["metric_after_prune"] = ctx.evaluate_bundle(pruned)["value"]
     if config.finetune_epochs:
@@ -149,6 +206,8 @@ def prune(bundle, config: PruneConfig, ctx):
         sparsity=round(sparsity(module), 6),
         size_bytes_before=size_bytes(bundle.module),
         size_bytes_after=size_bytes(module),
+        params_before=bundle.param_count(),
+        params_after=sum(p.numel() for p in module.parameters()),
         finetune_epochs=config.finetune_epochs,
     )
     return pruned, stats

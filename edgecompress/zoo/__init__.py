@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from torch import nn
 
-DIGITS_IO = {
-    "inputs": [{"name": "image", "dtype": "float32", "shape": ["batch", 1, 8, 8]}],
-    "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}],
-}
+from edgecompress.zoo.cnns import digits_concat, digits_mobilenet, digits_resnet
+from edgecompress.zoo.specs import DIGITS_IO
+
+__all__ = ["DIGITS_IO", "digits_cnn", "digits_cnn_small", "digits_concat", "digits_mobilenet",
+           "digits_resnet"]  # fmt: skip
 
 
 class DigitsCNN(nn.Module):

@@ -32,6 +32,30 @@ def test_digits_student_keeps_97_percent(digits_bundle, run_ctx, tmp_path):
     assert stats["world_size"] == 1 and stats["best_val"] >= max(h["val"] for h in stats["history"])
 
 
+def test_width_half_student_derived_from_the_teacher(digits_bundle, run_ctx):
+    config = DistillConfig(width=0.5, epochs=16, patience=5)
+    student, stats = distill(digits_bundle, config, run_ctx)
+    convs = [m for m in student.module.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [8, 16, 32]  # the teacher's channel groups, halved
+    assert student.param_count() <= digits_bundle.param_count() / 3
+    assert stats["metric_after"] >= 0.97 * stats["metric_before"], stats
+    assert stats["student"] == "derived" and stats["structure"]["groups"]
+
+
+def test_width_student_of_a_residual_network(run_ctx):
+    from edgecompress.loaders import load_factory
+    from edgecompress.model import TaskSpec
+
+    teacher = load_factory("edgecompress.zoo:digits_mobilenet", None, TaskSpec())
+    student, stats = distill(
+        teacher,
+        DistillConfig(width=0.5, epochs=1, max_train_samples=64, max_val_samples=64),
+        run_ctx,
+    )
+    assert student.param_count() <= teacher.param_count() / 3
+    assert student.module.blocks[0].project[0].out_channels == 8  # residual group, 16 -> 8
+
+
 def test_early_stopping(digits_bundle, run_ctx):
     config = DistillConfig(student="edgecompress.zoo:digits_cnn_small", epochs=40, patience=1,
                            lr=1e-1)  # fmt: skip
@@ -114,6 +138,13 @@ def test_pruned_model_distilled_from_the_original_teacher(digits_bundle, run_ctx
     assert student.param_count() == pruned.param_count()  # the pruned network, retrained
     assert stats["metric_before"] < 0.5  # pruned without fine-tuning is broken
     assert run_ctx.baseline["value"] - stats["metric_after"] <= 0.015, stats
+
+
+def test_one_kind_of_student():
+    with pytest.raises(pydantic.ValidationError, match="exactly one of 'student'.*'width'"):
+        DistillConfig(width=0.5, layers=2)
+    with pytest.raises(pydantic.ValidationError, match="width"):
+        DistillConfig(width=1.0)
 
 
 def test_current_student_needs_the_original_teacher():

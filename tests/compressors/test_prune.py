@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pydantic
 import pytest
 import torch
 from torch import nn
 
 from edgecompress.compressors.prune import PruneConfig, nm_mask, prune
-from edgecompress.errors import CompressorError
-from edgecompress.model import ModelBundle
 
 
 def test_structured_halves_channels_and_finetunes_back(digits_bundle, run_ctx):
@@ -53,52 +50,6 @@ def test_n_m_pattern(digits_bundle, run_ctx):
     assert ((w != 0).sum(-1) <= 2).all()
     mask = nm_mask(torch.arange(8.0).reshape(1, 8), 2, 4)
     assert mask.tolist() == [[0, 0, 1, 1, 0, 0, 1, 1]]
-
-
-class Residual(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 1, 3, padding=1)
-        self.head = nn.Linear(1, 10)
-
-    def forward(self, x):
-        y = self.conv2(torch.relu(self.conv1(x))) + x
-        return self.head(y.mean((2, 3)))
-
-
-def _bundle(module, shape, digits_bundle) -> ModelBundle:
-    from edgecompress.iospec import IOSpec, TensorSpec
-
-    spec = TensorSpec("x", "float32", ("batch", *shape))
-    examples = {"x": np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)}
-    return ModelBundle(module.eval(), IOSpec([spec], digits_bundle.io.outputs), examples,
-                       digits_bundle.task)  # fmt: skip
-
-
-def test_structured_refuses_residual_add_naming_the_layer(digits_bundle, run_ctx):
-    bundle = _bundle(Residual(), (1, 8, 8), digits_bundle)
-    with pytest.raises(CompressorError, match=r"layer 'conv2'.*op 'add'"):
-        prune(bundle, PruneConfig(method="structured"), run_ctx)
-
-
-class Gate(nn.Module):
-    def forward(self, x):
-        return x if x.sum() > 0 else -x  # data-dependent control flow: fx cannot trace it
-
-
-class Untraceable(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc, self.gate, self.out = nn.Linear(64, 16), Gate(), nn.Linear(16, 10)
-
-    def forward(self, x):
-        return self.out(self.gate(self.fc(x.flatten(1))))
-
-
-def test_untraceable_model_error_names_the_layer(digits_bundle, run_ctx):
-    bundle = _bundle(Untraceable(), (1, 8, 8), digits_bundle)
-    with pytest.raises(CompressorError, match=r"cannot trace layer gate \(Gate\).*x\.sum\(\) > 0"):
-        prune(bundle, PruneConfig(method="structured"), run_ctx)
 
 
 def test_wrong_config_types_raise_validation_errors():
