@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgecompress.cli.common import emit_json, handle_errors, json_option
+from edgecompress.cli.common import count_option, emit_json, handle_errors, json_option
 from edgecompress.measure import single
 from edgecompress.report.compare import render_comparison
 from edgecompress.report.gates import compare_reports, raise_on_failure
@@ -63,13 +63,7 @@ def _render_bench(result: dict) -> str:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--seq-len", type=click.IntRange(min=1), help="Text models: tokens per input.")
 @click.option("--data", help="Dataset for inputs (e.g. digits); default: seeded random inputs.")
-@click.option(
-    "--cold-runs",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Fresh processes for the cold-start median.",
-)
+@count_option("cold-runs", 5, "Fresh processes for the cold-start median.")
 @click.option(
     "--event",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

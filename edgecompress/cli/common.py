@@ -68,6 +68,13 @@ def out_option(required: bool = True, default: str | None = None):
     )
 
 
+def count_option(name: str, default: int, help: str):
+    """``--name N``: a whole number >= 1 with a shown default (runs, trials, workers ...)."""
+    return click.option(
+        f"--{name}", type=click.IntRange(min=1), default=default, show_default=True, help=help
+    )
+
+
 def force_option(fn):
     return click.option("--force", is_flag=True, help="Replace an existing output folder.")(fn)
 

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from edgecompress.cli.common import emit_json, force_option, handle_errors, json_option
+from edgecompress.cli.common import (
+    count_option,
+    emit_json,
+    force_option,
+    handle_errors,
+    json_option,
+)
 from edgecompress.errors import CompressError, GateError
 from edgecompress.progress import is_quiet
 from edgecompress.search.render import summary
@@ -44,20 +50,8 @@ def _verdict(result) -> None:
     help="The search's folder: its study, trials and reports. Rerunning the same command with "
     "the same OUT resumes the study.",
 )
-@click.option(
-    "--trials",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Trials in the study in all (a rerun continues the count).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Worker processes on this machine, sharing the study.",
-)
+@count_option("trials", 20, "Trials in the study in all (a rerun continues the count).")
+@count_option("workers", 1, "Worker processes on this machine, sharing the study.")
 @click.option(
     "--storage",
     help="Where the study lives (default: OUT/study.journal): a journal file path (e.g. on a "
