@@ -9,6 +9,7 @@ manylinux tag that glibc accepts, pinned to versions that exist for the target, 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -96,18 +97,42 @@ def fetch_wheels(target: Target, pins: dict[str, str]) -> list[Wheel]:
     return [_cached_or_download(folder, target, name, version) for name, version in pins.items()]
 
 
+def _read_index(index_path: Path) -> dict:
+    """The cache's name==version -> file map; an unreadable one is an empty cache (the wheels
+    are fetched again), never an error."""
+    try:
+        index = json.loads(index_path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        log.warning("wheel cache index %s is unreadable: starting it afresh", index_path)
+        return {}
+    return index if isinstance(index, dict) else {}
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """``path`` replaced in one step, through a temp file of this process's own: builds running
+    side by side (compress search workers) share the cache."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _cached_or_download(folder: Path, target: Target, name: str, version: str) -> Wheel:
     index_path = folder / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {}
     key = f"{name}=={version}"
+    index = _read_index(index_path)
     if key in index and (folder / index[key]).exists():
         return Wheel(name, version, folder / index[key])
     path = _download(folder, target, name, version)
-    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    index = _read_index(index_path)
     index[key] = path.name
-    tmp = index_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
-    tmp.replace(index_path)
+    _write_atomically(index_path, json.dumps(index, indent=1, sort_keys=True).encode())
     return Wheel(name, version, path)
 
 
@@ -144,7 +169,7 @@ def _download(folder: Path, target: Target, name: str, version: str) -> Path:
                 f"({', '.join(target.platforms()[-2:])}): {' '.join(tail)}"
             )
         dest = folder / files[0].name
-        shutil.move(str(files[0]), dest)
+        _write_atomically(dest, files[0].read_bytes())  # never a half-copied wheel in the cache
         return dest
 
 

@@ -121,3 +121,36 @@ def test_load_segment_alignment_check(tmp_path):
     broken = tmp_path / "broken.so"
     broken.write_bytes(bytes(data))
     assert not load_segments_ok(broken)  # what strip did to numpy 2.2.6's openblas
+
+
+def test_wheel_cache_index_survives_concurrent_writers_and_corruption(tmp_path):
+    import json
+    import threading
+
+    from edgecompress.awslambda import wheels
+
+    index = tmp_path / "index.json"
+    index.write_text("{")  # a writer killed mid-way by an older version
+    assert wheels._read_index(index) == {}
+    errors: list[Exception] = []
+
+    def write(i: int) -> None:
+        for j in range(50):
+            doc = {f"pkg{i}=={j}": "x" * (i * 100 + j)}
+            wheels._write_atomically(index, json.dumps(doc).encode())
+
+    def read() -> None:
+        for _ in range(500):
+            try:
+                json.loads(index.read_text())
+            except ValueError as exc:  # a half-written index
+                errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    threads += [threading.Thread(target=read) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]  # no temp files left
