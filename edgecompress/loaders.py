@@ -188,7 +188,9 @@ def load_pt2(path: Path, task: TaskSpec) -> ModelBundle:
     return ModelBundle(module, io, examples, task, source={"kind": "pt2", "path": str(path)})
 
 
-def load_onnx(path: Path, task: TaskSpec) -> ModelBundle:
+def load_onnx(path: Path, task: TaskSpec, examples: bool = True) -> ModelBundle:
+    """An ONNX file's bundle; ``examples=False`` builds no example inputs (``inspect``: the
+    declared shapes are only read, never allocated)."""
     import onnx
 
     _require_file(path, "model.onnx")
@@ -201,9 +203,9 @@ def load_onnx(path: Path, task: TaskSpec) -> ModelBundle:
             f"model.onnx: {path} is not a valid ONNX model: {_first_line(exc)}"
         ) from None
     io = IOSpec(_onnx_specs(proto.graph.input, proto), _onnx_specs(proto.graph.output, proto))
-    examples = example_inputs_for(io.inputs)
+    feeds = example_inputs_for(io.inputs) if examples else {}
     return ModelBundle(
-        None, io, examples, task, source={"kind": "onnx", "path": str(path)}, onnx_path=path
+        None, io, feeds, task, source={"kind": "onnx", "path": str(path)}, onnx_path=path
     )
 
 
@@ -249,14 +251,17 @@ def load_hf(folder: Path, task: TaskSpec) -> ModelBundle:
     )
 
 
-def load_path(path: Path, task: TaskSpec, factory: str | None = None) -> ModelBundle:
-    """Guess the loader from a path (CLI use): .onnx, .pt2, a HF folder, or weights + factory."""
+def load_path(
+    path: Path, task: TaskSpec, factory: str | None = None, examples: bool = True
+) -> ModelBundle:
+    """Guess the loader from a path (CLI use): .onnx, .pt2, a HF folder, or weights + factory.
+    ``examples=False``: an ONNX file's example inputs are not built."""
     if factory:
         return load_factory(factory, str(path), task)
     if path.is_dir():
         return load_hf(path, task)
     if path.suffix == ".onnx":
-        return load_onnx(path, task)
+        return load_onnx(path, task, examples)
     if path.suffix == ".pt2":
         return load_pt2(path, task)
     if not path.exists():

@@ -102,8 +102,31 @@ def test_declared_shape_too_large_is_refused_without_allocating(tmp_path):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(ModelLoadError, match="'x' declares shape \\[1, 2147483648\\]"):
         load_onnx(path, TaskSpec())
+    assert load_onnx(path, TaskSpec(), examples=False).example_inputs == {}  # inspect's way
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 16 * 1024
+
+
+def test_inspect_reads_declared_shapes_without_building_inputs(tmp_path):
+    import subprocess
+    import sys
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2**31])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2**31])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    path = tmp_path / "huge.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    code = (
+        "import resource, sys; from edgecompress.cli import main; sys.argv = ['compress', "
+        f"'inspect', {str(path)!r}];\ntry: main()\nexcept SystemExit: pass\n"
+        "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "x: float32[1, 2147483648]" in out.stdout
+    assert int(out.stdout.rsplit("maxrss", 1)[1]) < 400 * 1024  # KiB: nothing like 8 GiB
 
 
 def test_recipe_folder_cannot_shadow_an_installed_package(tmp_path):

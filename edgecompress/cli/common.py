@@ -96,9 +96,9 @@ def emit_json(document) -> None:
     click.echo(json.dumps(strict_json(json.loads(text)), indent=2, allow_nan=False))
 
 
-def load_model_arg(model: Path, factory: str | None = None, task=None):
+def load_model_arg(model: Path, factory: str | None = None, task=None, examples: bool = True):
     """MODEL as the CLI takes it: a recipe (its model), or a file/folder loaders can guess."""
 
     if model.suffix in (".yaml", ".yml"):
         return load_bundle(load_recipe(model))
-    return load_path(model, task or TaskSpec(), factory)
+    return load_path(model, task or TaskSpec(), factory, examples)

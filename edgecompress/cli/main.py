@@ -161,7 +161,7 @@ def inspect(model: Path, factory: str | None, as_json: bool) -> None:
     """Parameters, size, ops and IO spec of MODEL: .onnx, .pt2, a HF folder, a recipe .yaml,
     or a state_dict with --factory."""
 
-    summary = summarize(load_model_arg(model, factory))
+    summary = summarize(load_model_arg(model, factory, examples=False))
     if as_json:
         emit_json(summary)
     else:
