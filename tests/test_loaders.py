@@ -87,9 +87,9 @@ def test_package_weights_resolve():
     assert resolve_path(DIGITS_WEIGHTS).is_file()
 
 
-def test_declared_shape_too_large_is_refused_without_allocating(tmp_path):
-    import tracemalloc
-
+@pytest.fixture
+def huge_onnx(tmp_path):
+    """A 77-byte ONNX file whose input declares [1, 2**31] floats (8 GiB)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -99,6 +99,13 @@ def test_declared_shape_too_large_is_refused_without_allocating(tmp_path):
     path = tmp_path / "huge.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     assert path.stat().st_size < 200
+    return path
+
+
+def test_declared_shape_too_large_is_refused_without_allocating(huge_onnx):
+    import tracemalloc
+
+    path = huge_onnx
     tracemalloc.start()  # numpy reports its buffers to tracemalloc
     try:
         with pytest.raises(ModelLoadError, match="'x' declares shape \\[1, 2147483648\\]"):
@@ -110,18 +117,11 @@ def test_declared_shape_too_large_is_refused_without_allocating(tmp_path):
     assert peak < 16 << 20
 
 
-def test_inspect_reads_declared_shapes_without_building_inputs(tmp_path):
+def test_inspect_reads_declared_shapes_without_building_inputs(huge_onnx):
     import subprocess
     import sys
 
-    import onnx
-    from onnx import TensorProto, helper
-
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2**31])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2**31])
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
-    path = tmp_path / "huge.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    path = huge_onnx
     # VmHWM: this process's own peak RSS (ru_maxrss would carry pytest's peak over exec)
     code = (
         "import sys; from edgecompress.cli import main; sys.argv = ['compress', "
