@@ -1,19 +1,15 @@
-"""Hugging Face transformers models, loaded offline from a local folder."""
+"""Text families: sentence encoders and sequence classifiers (token ids in)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from edgecompress.errors import ModelLoadError
+from edgecompress.hf.family import Family, family_of, from_pretrained
 from edgecompress.paths import cache_dir
-
-# transformers imports TensorFlow (~5 s) when it is installed unless told not to.
-os.environ.setdefault("USE_TF", "0")
-os.environ.setdefault("USE_TORCH", "1")
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -78,22 +74,13 @@ def ensure_tokenizer_json(folder: Path) -> Path:
     return out
 
 
-def load_hf_module(folder: Path):
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+def load_text_module(folder: Path, config):
+    """A text encoder (mean-pooled embedding) or a sequence classifier (logits)."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
 
-    try:
-        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-    except Exception as exc:
-        raise ModelLoadError(f"model.hf: {folder}/config.json cannot be read: {exc}") from None
-    is_classifier = any("ForSequenceClassification" in a for a in (config.architectures or []))
+    is_classifier = family_of(config) == Family.text_classification
     auto = AutoModelForSequenceClassification if is_classifier else AutoModel
-    try:
-        # eager attention exports to plain MatMul/Softmax, which ORT's optimizer fuses.
-        model = auto.from_pretrained(
-            str(folder), local_files_only=True, attn_implementation="eager"
-        ).eval()
-    except Exception as exc:
-        raise ModelLoadError(f"model.hf: cannot load weights from {folder}: {exc}") from None
+    model = from_pretrained(auto, folder)
     wrapper_cls = HFClassifier if is_classifier else HFEncoder
     module = wrapper_cls(model, _input_names(config)).eval()
-    return module, ensure_tokenizer_json(folder), config
+    return module, ensure_tokenizer_json(folder)
