@@ -5,8 +5,9 @@ Variants, on the same inputs (batch 1 padded to length 128, and batch 1 at each 
 sentence's own length), at each thread count, in one run: (a) torch fp32 eager, (b)
 onnxruntime fp32, (c) Optimum ORTQuantizer dynamic int8 for this CPU, (d) onnxruntime
 ``quantize_dynamic`` defaults, (e) torch dynamic int8, (f) TFLite dynamic range via onnx2tf,
-(g) ours as the recipe ships it (int8-token), (h) ours speed-first (dynamic int8). Accuracy
-against the torch fp32 embeddings over every test sentence. Writes
+(g) ours as the recipe ships it (int8-token), (h) ours speed-first (dynamic int8), (i) ours
+as TFLite (litert-torch, dynamic-range int8; ``--skip c,d,e,f,g,h`` runs it beside a and b
+only). Accuracy against the torch fp32 embeddings over every test sentence. Writes
 ``benchmarks/results/minilm-peers.md`` (``--out``).
 """
 

@@ -43,7 +43,7 @@ def timing_table(variants, threads: int, input_set: str) -> list[str]:
             continue
         t, q = v.times.get((input_set, threads), {}), v.quality
         ratio = t["p50"] / base["p50"] if t and base else float("nan")
-        zip_cell = _mib(v.zip_bytes) if v.key == "g" else ""
+        zip_cell = _mib(v.zip_bytes) if v.key in ("g", "i") else ""
         rows.append(
             f"| {v.label} | {t['p50']:.2f} | {t['p95']:.2f} | {ratio:.3f} | "
             f"{_mib(v.size_bytes)} | {zip_cell} | {q['mean_cos']:.4f} | "

@@ -23,6 +23,7 @@ LABELS = {
     "f": "(f) TFLite dynamic range (onnx2tf)",
     "g": "(g) edgecompress int8-token (ours)",
     "h": "(h) edgecompress int8-dynamic (ours, speed-first)",
+    "i": "(i) edgecompress TFLite int8-dynamic (ours, litert-torch)",
 }
 
 
@@ -271,7 +272,7 @@ def _basic(ctx, work: Path) -> Path:
     return basic
 
 
-def lambda_zip(bundle, path: Path, work: Path) -> tuple[int | None, str]:
+def lambda_zip(bundle, path: Path, work: Path, io=None) -> tuple[int | None, str]:
     try:
         from edgecompress.awslambda.bundle import build_lambda_zip
         from edgecompress.recipe import LambdaTarget
@@ -280,9 +281,9 @@ def lambda_zip(bundle, path: Path, work: Path) -> tuple[int | None, str]:
     try:
         built = build_lambda_zip(
             path,
-            bundle.io,
+            io or bundle.io,
             bundle.task,
-            work / "lambda",
+            work / f"lambda-{path.stem}",
             LambdaTarget(arch="arm64", python="3.12", self_check=False),
             tokenizer_dir=bundle.tokenizer_dir,
         )
@@ -294,6 +295,35 @@ def lambda_zip(bundle, path: Path, work: Path) -> tuple[int | None, str]:
     )
 
 
+def build_i(bundle, work, ctx) -> Variant:
+    """Ours, TFLite: the tflite exporter's litert-torch backend (torch.export at [1, 128],
+    ai-edge-quantizer dynamic-range int8), validated on the test split like every export;
+    run by ai-edge-litert one padded row at a time (so b1-real costs what b1-L128 costs)."""
+    from edgecompress.context import RunContext
+    from edgecompress.data import load_sentences
+    from edgecompress.exporters.tflite.exporter import TFLiteConfig, export_tflite
+    from edgecompress.exporters.tflite.litert import RowRunner
+    from edgecompress.runtimes import TFLiteRunner
+
+    config = TFLiteConfig(backend="litert-torch", quantize=["int8-dynamic"])
+    run_ctx = RunContext(load_sentences(), work)
+    (made,) = export_tflite(bundle, config, run_ctx, work / "i-tflite")
+    shapes = {s.name: s.shape for s in made.io.inputs}
+    val = made.validation
+    variant = Variant(
+        "i",
+        lambda t: RowRunner(TFLiteRunner(made.path, threads=t, io=made.io), shapes).run,
+        made.path,
+        made.size_bytes,
+        note=f"{made.details['converter']} + {made.details['quantization']}; exporter "
+        f"validation cosine {val['cosine']:.4f} (min {val['min_cosine']:.4f})",
+    )
+    if not ctx["no_zip"]:
+        variant.zip_bytes, zip_note = lambda_zip(bundle, made.path, work, made.io)
+        variant.note += f"; {zip_note}"
+    return variant
+
+
 BUILDERS = {
     "a": build_a,
     "b": build_b,
@@ -303,6 +333,7 @@ BUILDERS = {
     "f": build_f,
     "g": build_g,
     "h": build_h,
+    "i": build_i,
 }
 
 

@@ -31,6 +31,13 @@ class DataError(CompressError):
     """A dataset could not be loaded or does not fit the model (exit 1)."""
 
 
+class DataFileError(DataError):
+    """A data file (or ``task.data``) is missing, empty or malformed: invalid input (exit 2).
+    The message names the file and the field; it is checked before any work starts."""
+
+    exit_code = EXIT_USAGE
+
+
 class CompressorError(CompressError):
     """A compressor could not be applied to this model (exit 1)."""
 

@@ -1,10 +1,12 @@
-"""``compress inspect``: parameters, size, ops and IO spec of a model, torch or ONNX."""
+"""``compress inspect``: family, task, parameters, size, ops and IO spec of a model, torch or
+ONNX; label names and image preprocessing where the model records them."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
+from edgecompress.exporters.onnx import metadata as onnx_metadata
 from edgecompress.model import ModelBundle
 
 
@@ -43,13 +45,46 @@ def summarize(bundle: ModelBundle) -> dict:
     else:
         body = _onnx_summary(bundle.onnx_path)
         fmt = "onnx"
+    facts = (
+        onnx_metadata.serving_facts(bundle.extra)
+        if bundle.module is not None
+        else onnx_metadata.read(bundle.onnx_path)
+    )
     return {
         "source": bundle.source,
         "format": fmt,
+        "family": facts.get("family") or bundle.extra.get("family"),
+        "architecture": bundle.extra.get("architecture"),
         **body,
         "io": bundle.io.to_dict(),
         "task": bundle.task.to_dict(),
+        "labels": facts.get("id2label"),
+        "preprocess": facts.get("image"),
     }
+
+
+def _describe(summary: dict) -> list[str]:
+    """Family, task, labels and preprocessing lines (where known)."""
+    lines = []
+    if summary.get("family"):
+        arch = f" ({summary['architecture']})" if summary.get("architecture") else ""
+        lines.append(f"family   {summary['family']}{arch}")
+    task = summary["task"]
+    lines.append(f"task     {task['kind']} (metric {task['metric']}, data {task['data']})")
+    if summary.get("labels"):
+        names = list(summary["labels"].items())
+        shown = ", ".join(f"{k}={v}" for k, v in names[:10])
+        lines.append(f"labels   {len(names)}: {shown}{', ...' if len(names) > 10 else ''}")
+    pre = summary.get("preprocess")
+    if pre:
+        resize = pre.get("resize") or "none"
+        crop = f", centre crop {pre['crop']}" if pre.get("crop") else ""
+        norm = f", normalise mean {pre['mean']} std {pre['std']}" if pre.get("mean") else ""
+        lines.append(
+            f"images   {'RGB' if pre['channels'] == 3 else 'L'} -> resize {resize}{crop}, "
+            f"rescale {pre.get('rescale_factor')}{norm} (from {pre['source']})"
+        )
+    return lines
 
 
 def render(summary: dict) -> str:
@@ -57,6 +92,7 @@ def render(summary: dict) -> str:
         f"source   {summary['source'].get('kind')}: "
         f"{summary['source'].get('path') or summary['source'].get('factory')}",
         f"format   {summary['format']}",
+        *_describe(summary),
         f"params   {summary['params']:,}",
         f"size     {summary['size_bytes']:,} bytes ({summary['size_bytes'] / 2**20:.2f} MiB)",
         "inputs",

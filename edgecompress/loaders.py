@@ -123,8 +123,16 @@ def load_state_dict(path: Path, field: str = "model.weights") -> dict:
     return state
 
 
-def _spec_inputs(module, declared: list[dict] | None, field: str) -> list[TensorSpec]:
+def _spec_inputs(module, declared: list[dict] | None, field: str, sample=None) -> list[TensorSpec]:
+    """Declared inputs win, then the module's ``io_spec``; else one input shaped like the
+    dataset's first sample (``sample``: an array [1, ...] or a callable giving one or None),
+    its batch dim dynamic."""
     raw = declared or (getattr(module, "io_spec", None) or {}).get("inputs")
+    if not raw and sample is not None:
+        array = sample() if callable(sample) else sample
+        if array is not None:
+            shape = ["batch", *array.shape[1:]]
+            raw = [{"name": "input", "dtype": array.dtype.name, "shape": shape}]
     if not raw:
         raise ModelLoadError(
             f"{field}: the model declares no inputs; add 'inputs: [{{name, dtype, shape}}]' "
@@ -140,7 +148,10 @@ def load_factory(
     base_dir: Path | None = None,
     factory_args: dict | None = None,
     inputs: list[dict] | None = None,
+    sample=None,
 ) -> ModelBundle:
+    """A factory's module (+ weights). Without declared inputs, the input spec comes from the
+    module's ``io_spec`` or from ``sample`` (see _spec_inputs)."""
     fn = import_object(factory, what="model.factory", search_dir=base_dir)
     try:
         module = fn(**(factory_args or {}))
@@ -157,7 +168,7 @@ def load_factory(
                 f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
             )
     module.eval()
-    specs = _spec_inputs(module, inputs, "model.inputs")
+    specs = _spec_inputs(module, inputs, "model.inputs", sample)
     examples = example_inputs_for(specs)
     out_names = [d["name"] for d in (getattr(module, "io_spec", None) or {}).get("outputs", [])]
     io = IOSpec(specs, infer_outputs(module, specs, examples, out_names or ["logits"]))
@@ -236,10 +247,20 @@ def load_hf(folder: Path, task: TaskSpec) -> ModelBundle:
     if not (folder / "config.json").exists():
         raise ModelLoadError(f"model.hf: {folder} has no config.json (not a transformers folder)")
     module, tokenizer_dir, config = load_hf_module(folder)
+    if tokenizer_dir is None:  # image classifiers: pixel_values in (hf/vision.py)
+        from edgecompress.hf.vision import vision_bundle
+
+        return vision_bundle(module, config, task, folder)
+    from edgecompress.hf.text import text_parts
+
+    task, family_extra = text_parts(config, task)  # classifiers: task, data, label names
     specs = [TensorSpec(n, "int64", ("batch", "sequence")) for n in module.input_names]
     io = IOSpec(specs, [])
     examples = tokenize(tokenizer_dir, EXAMPLE_TEXTS, io, task.max_length)
     io = IOSpec(specs, infer_outputs(module, specs, examples, [module.output_name]))
+    extra = {"model_type": config.model_type, **family_extra}
+    if hasattr(module, "lm_parts"):  # causal LMs: generation task, [batch, sequence, vocab]
+        task, io, extra["generation"] = module.lm_parts(task, specs, config, tokenizer_dir)
     return ModelBundle(
         module,
         io,
@@ -247,7 +268,7 @@ def load_hf(folder: Path, task: TaskSpec) -> ModelBundle:
         task,
         source={"kind": "hf", "path": str(folder)},
         tokenizer_dir=tokenizer_dir,
-        extra={"model_type": config.model_type},
+        extra=extra,
     )
 
 

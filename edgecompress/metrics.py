@@ -4,6 +4,7 @@ classification: top-1 accuracy against the labels.
 embedding: mean / min cosine of each embedding to the reference model's, and nearest-neighbour
 agreement (the reference's top-1 neighbour among the other samples is also this model's).
 regression: mean squared error against the labels.
+generation: next-token agreement with the reference model and perplexity (lm_metrics.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from edgecompress.data import Split
+from edgecompress.lm_metrics import lm_score, lm_summary
 from edgecompress.model import ModelBundle, TaskKind
 
 RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -21,9 +23,14 @@ RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 def predict(run: RunFn, bundle: ModelBundle, split: Split, batch_size: int = 64) -> np.ndarray:
     """The first output over the whole split, batch by batch."""
     chunks = []
-    for batch in split.batches(batch_size):
-        outputs = run(bundle.feeds(batch))
-        chunks.append(np.asarray(next(iter(outputs.values())), dtype=np.float32))
+    lm = bundle.task.kind == TaskKind.generation  # logits -> a row per position (lm_metrics)
+    for batch in split.batches(min(batch_size, 16) if lm else batch_size):
+        feeds = bundle.feeds(batch)
+        first = next(iter(run(feeds).values()))
+        if lm:
+            chunks.append(lm_summary(first, feeds["input_ids"], feeds["attention_mask"]))
+            continue
+        chunks.append(np.asarray(first, dtype=np.float32))
     return np.concatenate(chunks)
 
 
@@ -56,6 +63,12 @@ def score(
     kind: TaskKind, outputs: np.ndarray, split: Split, reference: np.ndarray | None = None
 ) -> dict:
     """The metric dict for ``outputs`` of a whole split."""
+    if kind == TaskKind.classification and split.labels is None:
+        # Unlabelled data (a HF classifier on the default data): top-1 agreement with the
+        # reference model (the original one; itself when there is none yet).
+        top1 = outputs.argmax(1) if reference is None else reference.argmax(1)
+        value = float((outputs.argmax(1) == top1).mean())
+        return {"metric": "accuracy", "value": value, "labels": "reference model's top-1"}
     if kind == TaskKind.classification:
         return {"metric": "accuracy", "value": float((outputs.argmax(1) == split.labels).mean())}
     if kind == TaskKind.regression:
@@ -65,6 +78,8 @@ def score(
             )
         )
         return {"metric": "mse", "value": mse}
+    if kind == TaskKind.generation:
+        return lm_score(outputs, reference)
     if reference is None:
         return {"metric": "cosine", "value": 1.0, "min_cosine": 1.0, "neighbour_agreement": 1.0}
     cos = cosine_rows(reference, outputs)

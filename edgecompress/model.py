@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecompress.errors import ModelLoadError
+from edgecompress.errors import DataError, ModelLoadError
 from edgecompress.iospec import IOSpec, TensorSpec
 
 
@@ -24,19 +24,21 @@ class TaskKind(str, Enum):
     classification = "classification"
     embedding = "embedding"
     regression = "regression"
+    generation = "generation"  # causal LMs: logits for every position, greedy decoding
 
 
 DEFAULT_METRIC = {
     TaskKind.classification: "accuracy",
     TaskKind.embedding: "cosine",
     TaskKind.regression: "mse",
+    TaskKind.generation: "next_token_agreement",
 }
 
 
 @dataclass
 class TaskSpec:
     kind: TaskKind = TaskKind.classification
-    data: str = "digits"
+    data: str | dict = "digits"  # a name, a path, or a data-source mapping
     metric: str = "accuracy"
     max_length: int = 128  # text models: tokenizer truncation
 
@@ -95,10 +97,24 @@ class ModelBundle:
 
     def feeds(self, batch) -> dict[str, np.ndarray]:
         """Model feeds for a data ``Split`` batch (tokenized for text models)."""
+        if batch.texts is not None and self.tokenizer_dir is None:
+            raise DataError(
+                f"task.data {self.task.data!r} holds texts, and this model has no tokenizer "
+                "(text data feeds Hugging Face text models)"
+            )
         if batch.texts is not None:
             return tokenize(self.tokenizer_dir, batch.texts, self.io, self.task.max_length)
+        if self.extra.get("image") and batch.x is not None:  # HF image classifiers
+            from edgecompress.hf.preprocess import ImagePreprocess, image_feeds
+
+            pre = ImagePreprocess.from_dict(self.extra["image"])
+            return image_feeds(batch.x, self.io.inputs[0].name, pre)
         if len(self.io.inputs) != 1:
-            raise ValueError("tensor datasets feed single-input models only")
+            hint = " (a text model: name a text dataset, e.g. topics)" if self.is_text else ""
+            raise DataError(
+                f"task.data {self.task.data!r} holds tensors: they feed single-input models "
+                f"only, and this model takes {', '.join(self.io.input_names)}{hint}"
+            )
         spec = self.io.inputs[0]
         return {spec.name: np.ascontiguousarray(batch.x, dtype=spec.dtype)}
 

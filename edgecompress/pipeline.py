@@ -10,9 +10,10 @@ from pathlib import Path
 
 from edgecompress import __version__, loaders
 from edgecompress.context import RunContext
-from edgecompress.data import load_dataset
-from edgecompress.errors import CompressorError, GateError
+from edgecompress.data import DataSplits, check_fits, first_sample, load_dataset
+from edgecompress.errors import CompressorError, DataFileError, GateError
 from edgecompress.exporters.base import ExportedModel
+from edgecompress.gcp import stage as gcp_stage
 from edgecompress.model import ModelBundle, StepRecord
 from edgecompress.outdir import atomic_dir, sha256_file
 from edgecompress.progress import log
@@ -31,10 +32,27 @@ class RunResult:
     failed_gates: list[dict] = field(default_factory=list)
 
 
-def load_bundle(recipe: Recipe) -> ModelBundle:
+def load_task_data(recipe: Recipe) -> DataSplits:
+    """The recipe's dataset, read and checked before any work starts (a malformed file is a
+    DataFileError, exit 2, naming the recipe, the file and the field)."""
+    try:
+        return load_dataset(recipe.task.data, seed=recipe.seed)
+    except DataFileError as exc:
+        raise DataFileError(f"{recipe.path or '<recipe>'}: task.data: {exc}") from None
+
+
+def load_bundle(recipe: Recipe, data: DataSplits | None = None) -> ModelBundle:
+    """The recipe's model; a factory without declared inputs takes its input spec from the
+    first sample of ``data`` (loaded here when not given), with a dynamic batch dim."""
     m, task, base = recipe.model, recipe.task.spec(), recipe.base_dir
     if m.factory:
-        return loaders.load_factory(m.factory, m.weights, task, base, m.factory_args, m.inputs)
+
+        def sample():
+            return first_sample(data if data is not None else load_task_data(recipe))
+
+        return loaders.load_factory(
+            m.factory, m.weights, task, base, m.factory_args, m.inputs, sample=sample
+        )
     if m.pt2:
         return loaders.load_pt2(loaders.resolve_path(m.pt2, base), task)
     if m.hf:
@@ -163,6 +181,23 @@ def run_package_lambda(
         return write_manifest(work, doc)
 
 
+def run_package_gcp(
+    kind: str, model: Path, task, options, out: Path, force: bool, tokenizer_dir=None
+) -> dict:
+    """``compress package gcf|cloudrun``: one bundle folder into ``out`` atomically (never
+    over the model or the tokenizer); returns the manifest."""
+    io = file_io(model, task)
+    inputs = [model] + ([tokenizer_dir] if tokenizer_dir else [])
+    with atomic_dir(out, force, inputs) as work:
+        doc = {
+            "command": f"package {kind}",
+            "model": {"path": str(model), "sha256": sha256_file(model)},
+            "options": options.model_dump(mode="json"),
+            kind: gcp_stage.build_target(kind, model, io, task, work, options, tokenizer_dir),
+        }
+        return write_manifest(work, doc)
+
+
 def recipe_inputs(recipe: Recipe) -> list[Path]:
     """The user's files a run reads (OUT may never hold them): the recipe and its model."""
     m = recipe.model
@@ -177,9 +212,15 @@ def recipe_inputs(recipe: Recipe) -> list[Path]:
 
 def run_recipe(recipe: Recipe, out: Path, force: bool = False) -> RunResult:
     """Run ``recipe`` into ``out`` atomically. Raises GateError (exit 3) after writing OUT."""
+    # a bad data file is refused before OUT is touched; a HF folder without task.data gets its
+    # family's built-in default (text: sentences, images: digits), chosen by the loader
+    family_default = recipe.model.hf and "data" not in recipe.task.model_fields_set
+    data = None if family_default else load_task_data(recipe)
     with atomic_dir(out, force, protect=recipe_inputs(recipe)) as work:
-        bundle = load_bundle(recipe)
-        data = load_dataset(recipe.task.data, seed=recipe.seed)
+        bundle = load_bundle(recipe, data)
+        if data is None:
+            data = load_dataset(bundle.task.data, seed=recipe.seed)
+        check_fits(bundle, data, f"{recipe.path or '<recipe>'}: task.data")
         ctx = RunContext(data, work, recipe.seed, recipe.task.eval_samples, recipe)
         ctx.set_baseline(bundle)
         original = bundle.replace()
@@ -189,7 +230,10 @@ def run_recipe(recipe: Recipe, out: Path, force: bool = False) -> RunResult:
         model_files = save_model(bundle, work)
         variants = run_exports(recipe, bundle, ctx, work)
         extra = {"final_metric": final_metric, "model_files": model_files}
-        extra.update(package_and_report(recipe, bundle, ctx, work, variants, original))
+        # a step that changes the task (classifier_head) resets the baseline model in ctx
+        baseline_model = ctx.original or original
+        extra.update(package_and_report(recipe, bundle, ctx, work, variants, baseline_model))
+        extra.update(gcp_stage.package_and_price(recipe, bundle, work, variants, extra))
         manifest = write_manifest(work, build_manifest(recipe, bundle, ctx, work, variants, extra))
     result = RunResult(out, manifest, bundle, variants, manifest.get("report"))
     result.failed_gates = [g for g in manifest.get("gates", []) if not g.get("passed", True)]

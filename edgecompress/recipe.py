@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from edgecompress.data import DataSource, describe, parse_spec, resolve
 from edgecompress.errors import RecipeError
+from edgecompress.gcp.target import CloudRunSection, GcfSection
 from edgecompress.model import DEFAULT_METRIC, TaskKind, TaskSpec
 from edgecompress.registry import COMPRESSORS, EXPORTERS, StepConfig
 from edgecompress.search.schema import (
@@ -56,14 +65,23 @@ class ModelSection(Section):
 
 class TaskSection(Section):
     kind: TaskKind = TaskKind.classification
-    data: str = Field("digits", description="built-in dataset or 'pkg.module:function'")
+    data: str | DataSource = Field(
+        "digits",
+        description="a built-in (digits, sentences, topics), 'pkg.module:function', a path "
+        "(.npz, .npy folder, image folder, .csv/.jsonl/.parquet) or {path, text_column, ...}",
+    )
     metric: str | None = None
     max_length: int = Field(128, ge=8, le=4096, description="text models: tokens per input")
     eval_samples: int | None = Field(None, ge=1, description="cap on eval samples (None: all)")
 
+    @field_validator("data", mode="wrap")
+    @classmethod
+    def _data_spec(cls, value, handler):
+        return parse_spec(value)
+
     def spec(self) -> TaskSpec:
         metric = self.metric or DEFAULT_METRIC[self.kind]
-        return TaskSpec(self.kind, self.data, metric, self.max_length)
+        return TaskSpec(self.kind, describe(self.data), metric, self.max_length)
 
 
 class Arch(str, Enum):
@@ -78,6 +96,14 @@ class LambdaPython(str, Enum):
 
 
 MEMORY_MB_RANGE = (128, 10240)  # Lambda's function memory, in 1 MB steps
+
+
+class Storage(str, Enum):
+    """How the model's weights ship in a zip: as the model file ('plain'), or 'compressed'
+    (a skeleton ONNX + entropy-coded weights that decoder.py rebuilds at cold start)."""
+
+    plain = "plain"
+    compressed = "compressed"
 
 
 class LambdaOptions(Section):
@@ -95,6 +121,32 @@ class LambdaOptions(Section):
         False,
         description="The handler accepts NaN and infinite inputs (by default they get a 400).",
     )
+    storage: Storage = Field(
+        Storage.plain,
+        description="Weights in the zip: 'plain' model file, or 'compressed' (skeleton ONNX + "
+        "coded weights, decoded in memory at cold start; ONNX only, lossless).",
+    )
+    max_new_tokens: int = Field(
+        64, ge=1, le=4096, description="Causal LMs: most tokens one request may generate "
+        "(a larger max_new_tokens gets a 400)."
+    )
+    snapstart: bool = Field(
+        False,
+        description="Lambda SnapStart (python 3.12+): snapshot hooks in the zip, SnapStart "
+        "and an alias in template.yaml, its cache and restore charges in the cost table.",
+    )
+
+    @field_validator("snapstart")
+    @classmethod
+    def _snapstart_python(cls, value: bool, info):
+        python = info.data.get("python")
+        version = tuple(int(p) for p in str(getattr(python, "value", python)).split("."))
+        if value and python is not None and version < (3, 12):
+            raise ValueError(
+                "Lambda SnapStart for Python needs python 3.12 or later, and python is "
+                f"{getattr(python, 'value', python)}"
+            )
+        return value
 
 
 class LambdaTarget(LambdaOptions):
@@ -135,6 +187,8 @@ class LambdaSection(LambdaOptions):
 
 class PackageSection(Section):
     lambda_: LambdaSection | None = Field(None, alias="lambda")
+    gcf: GcfSection | None = Field(None, description="Google Cloud Functions (2nd gen) bundle")
+    cloudrun: CloudRunSection | None = Field(None, description="Cloud Run service bundle")
 
 
 class BenchSection(Section):
@@ -161,7 +215,13 @@ class GatesSection(Section):
 class CostSection(Section):
     init_fraction: float = Field(0.01, ge=0, le=1, description="share of invocations cold")
     pricing: str | None = Field(None, description="a pricing.json overriding the built-in one")
+    pricing_gcp: str | None = Field(
+        None, description="a pricing_gcp.json overriding the built-in Google Cloud prices"
+    )
     p95_target_ms: float | None = Field(None, gt=0)
+    requests_per_month: float | None = Field(
+        None, gt=0, description="SnapStart: spreads the snapshot cache charge over the calls"
+    )
 
 
 class Recipe(Section):
@@ -312,6 +372,7 @@ def parse_recipe(data: Any, source: str = "<recipe>", base_dir: Path | None = No
     if recipe.relative_to:
         relative = Path(recipe.relative_to).expanduser()
         recipe.base_dir = relative if relative.is_absolute() else recipe.base_dir / relative
+    recipe.task.data = resolve(recipe.task.data, recipe.base_dir)  # a path: from base_dir
     if recipe.search is not None:
         recipe.search_params = _search_params(data, recipe, source, base_dir)
     return recipe

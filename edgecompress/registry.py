@@ -110,6 +110,8 @@ COMPRESSORS = Registry(
         "edgecompress.compressors.fuse",
         "edgecompress.compressors.quantize",
         "edgecompress.compressors.distill",
+        "edgecompress.compressors.classifier_head",
+        "edgecompress.compressors.cluster",
     ),
 )
 EXPORTERS = Registry(

@@ -34,7 +34,9 @@ def _variant_line(v: dict) -> str:
 
 def _zip_line(z: dict) -> str:
     check = z.get("self_check") or {}
-    if check.get("passed"):
+    if check.get("passed") and "emulated" in check:
+        status = f"self-check passed ({len(check.get('events', []))} events, arm64 under qemu)"
+    elif check.get("passed"):
         status = f"self-check passed ({len(check.get('events', []))} events under awslambdaric)"
     else:
         status = f"self-check skipped: {check.get('skipped', 'n/a')}"
@@ -44,6 +46,16 @@ def _zip_line(z: dict) -> str:
     )
 
 
+def _gcp_line(b: dict) -> str:
+    check = b.get("self_check") or {}
+    if "skipped" in check:
+        status = f"self-check skipped: {check['skipped']}"
+    else:
+        mode = "passed" if check.get("mode") == "full" else f"PARTIAL ({check.get('why')})"
+        status = f"self-check {mode} under functions-framework"
+    return f"{b['kind']:<9} {b['path']}: {b['runtime']}, {b['memory_mib']} MiB; {status}"
+
+
 def render_run(manifest: dict, out: Path) -> str:
     lines = [f"baseline  {_fmt_metric(manifest.get('baseline'))} (the model as given, test split)"]
     lines += [_step_line(step) for step in manifest.get("steps", [])]
@@ -51,6 +63,7 @@ def render_run(manifest: dict, out: Path) -> str:
     lines.append(f"final     {_fmt_metric(final)} (compressed torch model, test split)")
     lines += [_variant_line(v) for v in manifest.get("variants", [])]
     lines += [_zip_line(z) for z in manifest.get("lambda", [])]
+    lines += [_gcp_line(b) for kind in ("gcf", "cloudrun") for b in manifest.get(kind) or []]
     report_md = manifest.get("report_md")
     if report_md:
         lines += ["", report_md]

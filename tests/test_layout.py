@@ -26,7 +26,10 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+# templates/ folders hold scripts copied into deploy bundles (handler, decoder, app): they run
+# standalone there, so they are data to the package, not its modules.
+TEMPLATES = [p for p in PACKAGE.rglob("*.py") if "templates" in p.relative_to(PACKAGE).parts]
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py") if p not in TEMPLATES}
 
 
 def _targets(node: ast.Import | ast.ImportFrom) -> list[str]:
@@ -127,3 +130,17 @@ def test_folders_hold_their_concern():
     for folder in ("compressors", "exporters/onnx", "exporters/tflite", "awslambda", "measure",
                    "report", "kernels", "cli"):  # fmt: skip
         assert (PACKAGE / folder / "__init__.py").is_file(), folder
+
+
+def test_templates_import_nothing_from_the_package():
+    """A bundle's scripts ship without edgecompress: they may import only each other."""
+    assert TEMPLATES, "no templates found"
+    for path in TEMPLATES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                )
+                assert not any(n.split(".")[0] == "edgecompress" for n in names), path

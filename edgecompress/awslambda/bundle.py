@@ -21,22 +21,34 @@ from pathlib import Path
 
 from edgecompress import __version__
 from edgecompress.awslambda import checks as lambda_checks
+from edgecompress.awslambda import emucheck as lambda_emucheck
+from edgecompress.awslambda import emulate as lambda_emulate
+from edgecompress.awslambda import fixed_rows as lambda_fixed
+from edgecompress.awslambda import generation as lm_generation
+from edgecompress.awslambda import image_check
 from edgecompress.awslambda import sizes as lambda_sizes
+from edgecompress.awslambda import snapstart as lambda_snapstart
 from edgecompress.awslambda import trim as lambda_trim
 from edgecompress.awslambda import wheels as lambda_wheels
 from edgecompress.awslambda.checks import measure_cold_start  # noqa: F401 (public API)
 from edgecompress.awslambda.onnx_compat import adapt_model
 from edgecompress.awslambda.target import Target
 from edgecompress.errors import ExportError
+from edgecompress.exporters.onnx import metadata as onnx_metadata
 from edgecompress.iospec import IOSpec, TensorSpec
 from edgecompress.model import TaskKind, TaskSpec
 from edgecompress.outdir import sha256_file
-from edgecompress.recipe import LambdaTarget
+from edgecompress.recipe import LambdaTarget, Storage
+from edgecompress.storage.encode import store_compressed
 
 ZIP_LEVEL = 9
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_BATCH = 64
+# Image classifiers decode PNG / JPEG in the handler: Pillow 11.3.0 has manylinux_2_17 wheels
+# for cp311-cp313 on x86_64 and aarch64 (every Lambda target; checked with pip download).
+PILLOW = "11.3.0"
+IMAGE_TEMPLATE = "edgecompress.awslambda.templates.images"  # copied beside handler.py
 
 
 @dataclass
@@ -103,6 +115,7 @@ def build_lambda_zip(
         stage = Path(tmp) / "stage"
         stage.mkdir()
         pins = lambda_wheels.pins_for(target, runtime, text)
+        pins.update({"pillow": PILLOW} if onnx_metadata.read(model_path).get("image") else {})
         wheels = lambda_wheels.fetch_wheels(target, pins)
         lambda_wheels.unpack(wheels, stage)
         removed = lambda_trim.trim_tree(stage)
@@ -112,6 +125,12 @@ def build_lambda_zip(
             stage, model_path, io, task, runtime, tokenizer_dir, max_batch, pins,
             options.allow_non_finite,
         )  # fmt: skip
+        facts = onnx_metadata.read(model_path)  # causal LMs: generate.py, generation settings
+        bound = options.max_new_tokens
+        spec.update(lm_generation.serving(stage, facts, task, bound, spec.get("text")))
+        if options.storage == Storage.compressed:
+            store_compressed(stage, spec)  # skeleton + coded weights + decoder.py
+        lambda_snapstart.add_hooks(stage, spec, options.snapstart)  # snapstart.py + io_spec
         spec["target"] = _write_target(stage, spec, target)
         pyc = lambda_trim.compile_pyc(stage, python, target.machine)
         verified = lambda_checks.verify_target(stage, wheels, target)
@@ -141,8 +160,9 @@ def build_lambda_zip(
             memory_mb,
         )
         template = _render_template(
-            Path(tmp) / "template.yaml", built.name, target, memory_mb, options.timeout_s
-        )
+            Path(tmp) / "template.yaml", built.name, target, memory_mb, options.timeout_s,
+            options.snapstart,
+        )  # fmt: skip
         final, final_template = _publish(built, template, Path(out_dir))
     return LambdaZip(
         final,
@@ -182,8 +202,11 @@ def _add_model(model_path: Path, stage: Path, runtime: str, pins: dict) -> list[
 def _write_app(
     stage, model_path, io, task, runtime, tokenizer_dir, max_batch, pins, allow_non_finite=False
 ) -> dict:
+    fixed = None
     if runtime == "litert":
         io = tflite_io(model_path, io)
+        fixed = lambda_fixed.fixed_shapes(io)  # litert-torch: batch 1, fixed length
+        io = lambda_fixed.serving_io(io, fixed) if fixed else io
     kind = task.kind.value if isinstance(task.kind, TaskKind) else str(task.kind)
     spec = {
         "runtime": runtime,
@@ -197,15 +220,29 @@ def _write_app(
     }
     if tokenizer_dir is not None:
         spec["text"] = _add_tokenizer(Path(tokenizer_dir), stage, task)
+    if fixed:
+        lambda_fixed.add(stage, spec, fixed)  # rows.py beside handler.py
+    spec.update(_serving_facts(model_path, stage))  # id2label; image preprocessing + images.py
     deps = ", ".join(
         ["numpy", "onnxruntime" if runtime == "onnxruntime" else "ai-edge-litert"]
         + (["tokenizers"] if tokenizer_dir is not None else [])
+        + (["Pillow"] if spec.get("image") else [])
     )
     handler = (TEMPLATES / "handler.py.tmpl").read_text()
     handler = handler.replace("{{VERSION}}", __version__).replace("{{DEPS}}", deps)
     (stage / "handler.py").write_text(handler)
     (stage / "io_spec.json").write_text(json.dumps(spec, indent=1, sort_keys=True))
     return spec
+
+
+def _serving_facts(model_path: Path, stage: Path) -> dict:
+    """Label names and image preprocessing the exporter stamped into the ONNX file; an image
+    model gets images.py (base64 PNG / JPEG requests) beside handler.py."""
+    facts = onnx_metadata.read(model_path)
+    if facts.get("image"):
+        name = IMAGE_TEMPLATE.rsplit(".", 1)[1] + ".py"
+        shutil.copyfile(TEMPLATES / name, stage / name)
+    return {k: facts[k] for k in ("id2label", "image", "family") if facts.get(k)}
 
 
 def _write_target(stage: Path, spec: dict, target) -> dict:
@@ -292,29 +329,53 @@ def _check(
     if not enabled:
         return {"skipped": "self_check=False", "verified": verified}
     interpreter = target.interpreter()
-    if interpreter is None:
+    emu, no_emu = None, None
+    if interpreter is None and target.arch == "arm64" and platform.machine() == "x86_64":
+        if spec.get("generation"):  # prompts need the LM self-check, which runs natively only
+            no_emu = "the generation self-check does not run under qemu"
+        else:
+            emu, no_emu = lambda_emulate.emulation_for(target.python)  # arm64 under qemu
+    if interpreter is None and emu is None:
         why = (
             f"no Python {target.python} found on PATH or in pyenv"
             if platform.machine() == target.machine
             else f"another architecture than {platform.machine()}"
         )
+        why += f"; no emulation: {no_emu}" if no_emu else ""
         return {
             "skipped": f"target {target.machine} Python {target.python} cannot run on this "
             f"host ({host}; {why}): wheel tags and ELF machines verified instead",
             "verified": verified,
         }
+    if spec.get("generation") and emu is None:  # causal LMs: prompts, greedy token ids
+        result = lm_generation.self_check(
+            built, model_path, spec, tok_dir, memory_mb, target.python, interpreter
+        )
+        return {**result, "interpreter": interpreter, "verified": verified}
     texts = lambda_checks.DEFAULT_TEXTS if tok_dir is not None else None
     if tok_dir is None and feeds is None:
         feeds = lambda_checks.sample_feeds_for(spec["inputs"])
+    if reference is None and spec.get("fixed_rows"):
+        reference = lambda_fixed.host_reference(model_path, spec, feeds, texts, tok_dir)
     if reference is None:
         reference = lambda_checks.host_reference(model_path, spec, feeds, texts, tok_dir)
+    if emu is not None:
+        scheme = _model_hint(model_path) or "float"
+        result = lambda_emucheck.emulated_self_check(
+            built, reference, feeds, texts, memory_mb, emu, scheme
+        )
+        return {**result, "interpreter": str(emu.interpreter), "verified": verified}
     result = lambda_checks.self_check(
         built, reference, feeds, texts, memory_mb, target.python, interpreter
     )
+    if spec.get("image"):  # image classifiers: base64 PNG / JPEG requests too
+        result["images"] = image_check.run(built, model_path, memory_mb, target.python, interpreter)
     return {**result, "interpreter": interpreter, "verified": verified}
 
 
-def _render_template(path: Path, zip_file: str, target, memory_mb: int, timeout_s: int) -> Path:
+def _render_template(
+    path: Path, zip_file: str, target, memory_mb: int, timeout_s: int, snapstart: bool = False
+) -> Path:
     text = (TEMPLATES / "template.yaml.tmpl").read_text()
     values = {
         "DESCRIPTION": f"edgecompress model on Lambda ({target.arch}, python{target.python})",
@@ -324,6 +385,7 @@ def _render_template(path: Path, zip_file: str, target, memory_mb: int, timeout_
         "ARCH": target.arch,
         "MEMORY_MB": str(memory_mb),
         "TIMEOUT_S": str(timeout_s),
+        "SNAPSTART": lambda_snapstart.template_lines(snapstart),
     }
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)

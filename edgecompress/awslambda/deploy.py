@@ -2,7 +2,13 @@
 (boto3, the ``aws`` extra). The zip's target (arch, python) is read from its io_spec.json, so
 the function's runtime and architecture always match the vendored wheels.
 
-Public API: ``deploy_lambda(zip_or_out, function_name, role_arn, ...) -> dict``.
+With ``alias`` the upload is published as a new version and the alias moved to it, or, with
+``canary_percent``, only that share of the alias's traffic (a canary A/B release); then
+``promote_alias`` moves the alias fully and ``rollback_alias`` restores the version before
+(see alias.py). A zip built with ``snapstart: true`` turns SnapStart on for published versions.
+
+Public API: ``deploy_lambda(zip_or_out, function_name, role_arn, ...) -> dict``,
+``promote_alias(function_name, alias, ...)``, ``rollback_alias(function_name, alias, ...)``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from edgecompress.awslambda import alias as lambda_alias
 from edgecompress.errors import ExportError
 
 DIRECT_UPLOAD_BYTES = 50 * 1024 * 1024  # larger zips go through S3
@@ -41,6 +48,8 @@ def resolve_zip(zip_or_out: Path) -> tuple[Path, dict]:
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ExportError(f"deploy: {path} is not an edgecompress Lambda zip ({exc})") from None
     target = spec.get("target")
+    if target:
+        target = {**target, "snapstart": bool(spec.get("snapstart"))}
     if not target or "handler.py" not in names:
         raise ExportError(f"deploy: {path} has no handler.py / target in io_spec.json; rebuild it")
     if path.stat().st_size > DIRECT_UPLOAD_BYTES:
@@ -60,8 +69,14 @@ def deploy_lambda(
     memory_mb: int = 1024,
     timeout_s: int = 30,
     endpoint_url: str | None = None,
+    alias: str | None = None,
+    canary_percent: float | None = None,
 ) -> dict:
-    """Create the function, or update its code and configuration; return what Lambda reports."""
+    """Create the function, or update its code and configuration; return what Lambda reports.
+    With ``alias``: publish a version and move the alias to it (``canary_percent``: only that
+    share of its traffic; the alias must exist)."""
+    if canary_percent is not None and not alias:
+        raise ExportError("deploy: a canary needs an alias (--alias NAME --canary PCT)")
     path, target = resolve_zip(zip_or_out)
     client = _client(region, endpoint_url)
     code = path.read_bytes()
@@ -72,6 +87,61 @@ def deploy_lambda(
         "Timeout": timeout_s,
         "Role": role_arn,
     }
+    if target.get("snapstart"):
+        config["SnapStart"] = {"ApplyOn": "PublishedVersions"}
+    with _aws_errors(function_name):
+        if canary_percent is not None:  # checked before anything is uploaded
+            _check_canary(client, function_name, alias, path, _sha256(code))
+        result = _upload(client, function_name, path, code, config, target)
+        if alias:
+            result.update(_release(client, function_name, alias, canary_percent, path.name))
+    return result
+
+
+def _sha256(code: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(code).digest()).decode()
+
+
+def _check_canary(client, name: str, alias: str, path: Path, sha: str) -> None:
+    """The alias exists and does not already serve this very zip."""
+    state = lambda_alias.require(client, name, alias)
+    serving = client.get_function_configuration(
+        FunctionName=name, Qualifier=state["function_version"]
+    )
+    if serving.get("CodeSha256") == sha:
+        raise ExportError(
+            f"deploy: alias {alias!r} already serves {path.name} (version "
+            f"{state['function_version']}, same code sha256): nothing to canary"
+        )
+
+
+def _release(client, name: str, alias: str, percent: float | None, zip_name: str) -> dict:
+    """Publish $LATEST and move ``alias`` to it (fully, or ``percent`` % as a canary)."""
+    _wait_updated(client, name)
+    version = lambda_alias.publish(client, name, f"edgecompress {zip_name}")
+    if percent is None:
+        state = lambda_alias.point(client, name, alias, version)
+    else:
+        state = lambda_alias.canary(client, name, alias, version, percent)
+    return {"version": version, "alias": state}
+
+
+def promote_alias(function_name: str, alias: str, **client_args) -> dict:
+    """The alias's canary version takes all its traffic; the new alias state."""
+    client = _client(**client_args)
+    with _aws_errors(function_name):
+        return {"action": "promoted", "alias": lambda_alias.promote(client, function_name, alias)}
+
+
+def rollback_alias(function_name: str, alias: str, **client_args) -> dict:
+    """The canary stopped, or the alias back on its previous version; the new alias state."""
+    client = _client(**client_args)
+    with _aws_errors(function_name):
+        state = lambda_alias.rollback(client, function_name, alias)
+    return {"action": "rolled back", "alias": state}
+
+
+def _upload(client, function_name: str, path: Path, code: bytes, config: dict, target) -> dict:
     with _aws_errors(function_name):
         if _exists(client, function_name):
             action = "updated"
@@ -95,7 +165,7 @@ def deploy_lambda(
 
 
 def _result(action: str, path: Path, code: bytes, final: dict) -> dict:
-    sha = base64.b64encode(hashlib.sha256(code).digest()).decode()
+    sha = _sha256(code)
     if final.get("CodeSha256") != sha:
         raise ExportError(
             f"deploy: Lambda reports code sha256 {final.get('CodeSha256')} but {path.name} "
@@ -116,7 +186,7 @@ def _result(action: str, path: Path, code: bytes, final: dict) -> dict:
     }
 
 
-def _client(region: str, endpoint_url: str | None):
+def _client(region: str = "us-east-1", endpoint_url: str | None = None):
     try:
         import boto3
     except ImportError:
@@ -139,8 +209,8 @@ def _wait_updated(client, name: str, timeout_s: float = 300) -> None:
     while time.monotonic() < deadline:
         conf = client.get_function_configuration(FunctionName=name)
         status = conf.get("LastUpdateStatus", "Successful")
-        if status == "Successful":
-            return
+        if status == "Successful" and conf.get("State", "Active") != "Pending":
+            return  # a new function is Pending until Active: it cannot be published before
         if status == "Failed":
             raise ExportError(
                 f"deploy: update of {name} failed: {conf.get('LastUpdateStatusReason')}"

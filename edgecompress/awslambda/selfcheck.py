@@ -136,10 +136,15 @@ class LocalFunction:
         python: str = "3.11",
         log_dir: Path | None = None,
         interpreter: str | None = None,
+        command: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
     ):
+        """``command``: the interpreter as a command prefix (emulation: qemu -L ROOT python),
+        instead of ``interpreter``; ``extra_env`` is added to the runtime's environment."""
         self.task_root, self.ric, self.memory_mb = Path(task_root), Path(ric), memory_mb
         self.timeout_s, self.python = timeout_s, python
         self.interpreter = interpreter or sys.executable
+        self.command, self.extra_env = list(command or [self.interpreter]), extra_env or {}
         self.log_dir = Path(log_dir or task_root.parent)
         self._count = 0
 
@@ -154,7 +159,7 @@ class LocalFunction:
         self.stderr = open(self.log_dir / "runtime.stderr", "w+b")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
-                self.interpreter,
+                *self.command,
                 "-I",
                 "-S",
                 "-c",
@@ -162,7 +167,7 @@ class LocalFunction:
                 "handler.handler",
             ],
             cwd=self.task_root,
-            env=self._env(),
+            env={**self._env(), **self.extra_env},
             stdout=self.stdout,
             stderr=self.stderr,
             stdin=subprocess.DEVNULL,
@@ -284,12 +289,14 @@ def ric_versions() -> dict[str, str]:
         ) from None
 
 
-def ric_dir_for(python: str, dest: Path) -> Path:
-    """A folder holding only awslambdaric and its deps for ``python``: the host's install when
-    that is the running Python, else unpacked from cached wheels for ``python``."""
-    if python == host_python():
+def ric_dir_for(python: str, dest: Path, arch: str | None = None) -> Path:
+    """A folder holding only awslambdaric and its deps for ``python`` (and Lambda ``arch``,
+    default this host's): the host's install when that is the running Python and arch, else
+    unpacked from cached wheels for that target."""
+    arch = arch or arch_of(platform.machine())
+    if python == host_python() and arch == arch_of(platform.machine()):
         return ric_dir(dest)
-    target = Target(arch_of(platform.machine()), python)
+    target = Target(arch, python)
     wheels = fetch_wheels(target, ric_versions())
     dest.mkdir(parents=True, exist_ok=True)
     unpack(wheels, dest)

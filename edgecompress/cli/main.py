@@ -15,6 +15,7 @@ import click
 
 from edgecompress import __version__
 from edgecompress.cli import bench as bench_cmd
+from edgecompress.cli import doctor as doctor_cmd
 from edgecompress.cli import export as export_cmd
 from edgecompress.cli import package as package_cmd
 from edgecompress.cli import search as search_cmd
@@ -168,7 +169,7 @@ def inspect(model: Path, factory: str | None, as_json: bool) -> None:
         click.echo(render(summary))
 
 
-for _module in (export_cmd, package_cmd, bench_cmd, search_cmd):
+for _module in (export_cmd, package_cmd, bench_cmd, search_cmd, doctor_cmd):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

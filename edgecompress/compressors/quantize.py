@@ -102,7 +102,7 @@ def _targets(module) -> dict:
     return {n: m for n, m in module.named_modules() if isinstance(m, kinds)}
 
 
-def _quantize_linears(module, spec: QuantSpec, kept: dict) -> list[str]:
+def _quantize_linears(module, spec: QuantSpec, kept: dict, fitted: dict) -> list[str]:
     from torch import nn
 
     done = []
@@ -111,15 +111,27 @@ def _quantize_linears(module, spec: QuantSpec, kept: dict) -> list[str]:
             continue
         if not isinstance(layer, nn.Linear):
             kept[name] = "weight-only/dynamic schemes quantize Linear layers only in torch"
-        elif spec.scheme == QuantScheme.int4_weight_only and layer.in_features % spec.group_size:
-            kept[name] = f"in_features {layer.in_features} % group_size {spec.group_size} != 0"
-        else:
-            q = kernels.QuantLinear.from_linear(
-                layer, spec.scheme.value, spec.group_size, spec.symmetric
+        elif (group := fitted_group_size(spec, layer.in_features)) is None:
+            kept[name] = (
+                f"in_features {layer.in_features} is not a multiple of any group size "
+                f"<= {spec.group_size} (32 at least)"
             )
+        else:
+            if group != spec.group_size:
+                fitted[name] = group
+            q = kernels.QuantLinear.from_linear(layer, spec.scheme.value, group, spec.symmetric)
             replace_submodule(module, name, q)
             done.append(name)
     return done
+
+
+def fitted_group_size(spec: QuantSpec, in_features: int) -> int | None:
+    """The group size a layer gets: the spec's, or for int4 the largest of 128/64/32 not above
+    it that divides ``in_features`` (None: none does, the layer stays float)."""
+    if spec.scheme != QuantScheme.int4_weight_only:
+        return spec.group_size
+    sizes = [g for g in (128, 64, 32) if g <= spec.group_size and in_features % g == 0]
+    return sizes[0] if sizes else None
 
 
 def realise(bundle, spec: QuantSpec, config: QuantizeConfig, batches) -> tuple[object, dict]:
@@ -130,6 +142,7 @@ def realise(bundle, spec: QuantSpec, config: QuantizeConfig, batches) -> tuple[o
     layers = {n: m for n, m in module.named_modules() if isinstance(m, prunable_types())}
     kept = {n: "keep_float" for n in layers if spec.keeps_float(n)}
     info: dict = {}
+    fitted: dict = {}
     if spec.scheme == QuantScheme.int8_static:
         done = [n for n in layers if n not in kept]
         method = spec.calibration_method
@@ -141,8 +154,10 @@ def realise(bundle, spec: QuantSpec, config: QuantizeConfig, batches) -> tuple[o
                 w = layers[name].weight
                 w.copy_(w.half().float())
     else:
-        done = _quantize_linears(module, spec, kept)
+        done = _quantize_linears(module, spec, kept, fitted)
     info.update(quantized_layers=done, float_layers=kept)
+    if fitted:  # int4 layers whose width the recipe's group size does not divide
+        info["group_sizes_fitted"] = fitted
     return module, info
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from edgecompress.errors import ValidationError
+from edgecompress.exporters.validate_lm import validate_lm
 from edgecompress.metrics import cosine_rows, metric_drop, predict, score, sqnr_db
 from edgecompress.model import ModelBundle, TaskKind
 from edgecompress.registry import StepConfig
@@ -35,6 +36,18 @@ class Tolerances(StepConfig):
     int4_min_cosine: float = Field(
         0.95, ge=-1, le=1, description="int4 weight-only: mean cosine to the float model"
     )
+    min_token_agreement: float = Field(
+        0.9, ge=0, le=1, description="int8 / fp16 causal LMs: next-token agreement with torch"
+    )
+    int4_min_token_agreement: float = Field(
+        0.75, ge=0, le=1, description="int4 causal LMs: next-token agreement with torch"
+    )
+    max_perplexity_ratio: float = Field(
+        1.1, ge=1, description="quantized causal LMs: perplexity / torch's perplexity"
+    )
+    int4_max_perplexity_ratio: float = Field(
+        1.5, ge=1, description="int4 causal LMs: perplexity / torch's perplexity"
+    )
 
 
 def allowed(tol: Tolerances, scheme: str, kind: TaskKind) -> dict:
@@ -58,6 +71,8 @@ def validate(
     The allowed metric drop is checked against the torch model being exported (``reference``
     are its outputs), so earlier compression steps are not charged to the export; the delta to
     the run's original model (``ctx.baseline``) is recorded beside it for the reports."""
+    if bundle.task.kind == TaskKind.generation:  # causal LMs: logits, agreement, perplexity
+        return validate_lm(runner, bundle, ctx, scheme, tol, reference)
     metric, outputs = ctx.evaluate_runner(runner, bundle)
     baseline = ctx.baseline or {}
     exported = score(bundle.task.kind, reference, ctx.eval_split, ctx.reference_outputs)

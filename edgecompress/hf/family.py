@@ -16,10 +16,18 @@ os.environ.setdefault("USE_TORCH", "1")
 class Family(str, Enum):
     sentence_encoder = "sentence-encoder"
     text_classification = "text-classification"
+    causal_lm = "causal-lm"
+    image_classification = "image-classification"
 
 
 # Suffix of an architecture name -> family; the first match wins.
-_SUFFIXES = (("ForSequenceClassification", Family.text_classification),)
+_SUFFIXES = (
+    ("ForSequenceClassification", Family.text_classification),
+    ("ForImageClassification", Family.image_classification),
+    ("ForImageClassificationWithTeacher", Family.image_classification),  # DeiT distilled
+    ("ForCausalLM", Family.causal_lm),
+    ("LMHeadModel", Family.causal_lm),
+)
 
 
 def family_of(config) -> Family:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 
 from edgecompress.errors import ModelLoadError
 from edgecompress.hf.family import Family, family_of, from_pretrained
+from edgecompress.model import TaskKind
 from edgecompress.paths import cache_dir
 
 
@@ -84,3 +86,28 @@ def load_text_module(folder: Path, config):
     wrapper_cls = HFClassifier if is_classifier else HFEncoder
     module = wrapper_cls(model, _input_names(config)).eval()
     return module, ensure_tokenizer_json(folder)
+
+
+def label_names(config) -> dict[str, str] | None:
+    """``config.id2label`` as {"0": name, ...}; None for transformers' LABEL_i placeholders."""
+    names = {str(int(k)): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
+    if not names or all(v == f"LABEL_{k}" for k, v in names.items()):
+        return None
+    return names
+
+
+def text_parts(config, task) -> tuple[object, dict]:
+    """(task, extra) of a text model: a sequence classifier is a classification task (also
+    under the CLI's folder default, embedding on sentences), and without data of its own it is
+    checked on the built-in English sentences, unlabelled: accuracy is then top-1 agreement
+    with the model being exported. ``extra`` names the family and the label names."""
+    family = family_of(config)
+    extra = {"family": family.value, "architecture": (config.architectures or [""])[0]}
+    if family != Family.text_classification:
+        return task, extra
+    if task.kind == TaskKind.embedding and task.data == "sentences":
+        task = dataclasses.replace(task, kind=TaskKind.classification, metric="accuracy")
+    if task.kind == TaskKind.classification and task.data == "digits":  # the CLI's default
+        task = dataclasses.replace(task, data="sentences")
+    extra["id2label"] = label_names(config)
+    return task, extra

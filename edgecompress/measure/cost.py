@@ -40,6 +40,8 @@ def load_pricing(override: str | Path | None = None) -> dict:
         raise RecipeError(f"cost.pricing: {path}: expected a JSON object")
     prices = {**pricing["usd_per_gb_second"], **user.get("usd_per_gb_second", {})}
     merged = {**pricing, **user, "usd_per_gb_second": prices}
+    if isinstance(user.get("snapstart"), dict):
+        merged["snapstart"] = {**pricing.get("snapstart", {}), **user["snapstart"]}
     merged["source"] = f"{user.get('source', path)} (override of {pricing['source']})"
     return merged
 
@@ -175,3 +177,67 @@ def variant_cost(recommended: dict | None) -> dict | None:
         "meets_target",
     )
     return {**{k: recommended[k] for k in keys}, "estimate": True}
+
+
+HOURS_PER_MONTH = 730
+
+
+def snapstart_prices(pricing: dict) -> dict:
+    try:
+        snap = pricing["snapstart"]
+        return {k: float(snap[k]) for k in ("usd_per_gb_second_cache", "usd_per_gb_restored")} | {
+            "restore_ms": float(snap["restore_ms_assumed"])
+        }
+    except (KeyError, TypeError, ValueError):
+        raise RecipeError(
+            "cost.pricing: no complete 'snapstart' entry (usd_per_gb_second_cache, "
+            "usd_per_gb_restored, restore_ms_assumed)"
+        ) from None
+
+
+def snapstart_row(row: dict, pricing: dict, requests_per_month: float | None = None) -> dict:
+    """One cost_table row without and with SnapStart (every number an estimate).
+
+    Without: a cold start is init (``init_ms``, measured, at the row's CPU share) plus one
+    warm call, and the init is billed. With: the snapshot's init was paid once at publish
+    (not per call); a cold start is a restore (``restore_ms_assumed``, an assumption) plus one
+    warm call (the hooks warmed the session), and each restore costs ``usd_per_gb_restored``
+    per GB of memory. The snapshot cache costs ``usd_per_gb_second_cache`` per GB for as long
+    as the version is active (at least 3 hours): per month, and per million calls when
+    ``requests_per_month`` is known."""
+    snap = snapstart_prices(pricing)
+    gb = row["memory_mb"] / 1024
+    restores = row["init_fraction"] * 1e6  # cold starts per million calls become restores
+    restore_usd = restores * gb * snap["usd_per_gb_restored"]
+    cache_month = gb * snap["usd_per_gb_second_cache"] * HOURS_PER_MONTH * 3600
+    cache_million = cache_month / (requests_per_month / 1e6) if requests_per_month else None
+    with_snap = row["compute_usd"] + row["requests_usd"] + restore_usd + (cache_million or 0.0)
+    return {
+        "arch": row["arch"],
+        "memory_mb": row["memory_mb"],
+        "cold_start_ms": round(row["init_ms"] + row["duration_ms"], 3),
+        "cold_start_ms_snapstart": round(snap["restore_ms"] + row["duration_ms"], 3),
+        "usd_per_million": row["usd_per_million"],
+        "usd_per_million_snapstart": round(with_snap, 6),
+        "restore_usd": round(restore_usd, 6),
+        "cache_usd_per_month": round(cache_month, 6),
+        "cache_usd_per_million": None if cache_million is None else round(cache_million, 6),
+        "init_fraction": row["init_fraction"],
+        "estimate": True,
+    }
+
+
+def snapstart_table(rows: list[dict], pricing: dict, requests_per_month=None) -> dict:
+    """report.json's ``snapstart`` entry of a variant: the rows and what they assume."""
+    snap = pricing.get("snapstart") or {}
+    return {
+        "rows": [snapstart_row(r, pricing, requests_per_month) for r in rows],
+        "restore_ms_assumed": snap.get("restore_ms_assumed"),
+        "requests_per_month": requests_per_month,
+        "prices": {k: snap.get(k) for k in ("usd_per_gb_second_cache", "usd_per_gb_restored")},
+        "date": snap.get("date"),
+        "source": snap.get("source"),
+        "estimate": True,
+        "basis": "cold start without: measured init at the CPU share + one warm call; with: "
+        "assumed restore time + one warm call (not measured: SnapStart runs only on Lambda)",
+    }

@@ -13,6 +13,7 @@ import numpy as np
 from edgecompress.awslambda.target import host_arch, target_interpreter
 from edgecompress.measure import coldstart, cost, latency
 from edgecompress.measure.memory import zip_sizes
+from edgecompress.measure.samples import accuracy_samples
 from edgecompress.recipe import BenchSection
 from edgecompress.runtimes import TorchRunner, adapt_layout, open_layout_runner
 
@@ -66,6 +67,17 @@ def _accuracy(exported, ctx, bundle, runner) -> dict:
     }
 
 
+def _accuracy_samples(ctx, bundle, runner=None, outputs=None) -> dict | None:
+    """Per-sample scores on the eval split (additive report.json field: compare's tests)."""
+    if outputs is None and runner is not None:
+        metric, outputs = ctx.evaluate_runner(runner, bundle)
+    else:
+        metric = ctx.baseline or {}
+    split, reference = ctx.eval_split, ctx.reference_outputs
+    kind = bundle.task.kind
+    return accuracy_samples(metric.get("metric"), kind, outputs, split, reference)
+
+
 def _cost_fields(by_threads, init_ms, archs, recipe, pricing) -> dict:
     memory = _memory_sizes(recipe)
     section = getattr(recipe, "cost", None)
@@ -74,7 +86,11 @@ def _cost_fields(by_threads, init_ms, archs, recipe, pricing) -> dict:
     target = (section.p95_target_ms if section else None) or getattr(
         getattr(recipe, "gates", None), "max_p95_ms", None
     )
-    return {"cost": cost.variant_cost(cost.recommend(table, target)), "cost_table": table}
+    fields = {"cost": cost.variant_cost(cost.recommend(table, target)), "cost_table": table}
+    if getattr(_lambda_section(recipe), "snapstart", False):  # with / without, estimates
+        requests = getattr(section, "requests_per_month", None)
+        fields["snapstart"] = cost.snapstart_table(table, pricing, requests)
+    return fields
 
 
 def _lambda_section(recipe):
@@ -127,6 +143,7 @@ def measure_variant(exported, bundle, ctx, feeds_list, settings, recipe, zips, p
         "path": str(path.name),
         "size_bytes": path.stat().st_size,
         "accuracy": _accuracy(exported, ctx, bundle, runner),
+        "accuracy_samples": _accuracy_samples(ctx, bundle, runner),
         **_latency_fields(by_threads, settings),
         "cold_start_ms": cold["total_ms"],
         "cold_start": cold,
@@ -216,6 +233,7 @@ def measure_torch(original, ctx, feeds_list, settings: BenchSection) -> dict:
             "baseline": base.get("value"),
             "delta": 0.0,
         },
+        "accuracy_samples": _accuracy_samples(ctx, original, outputs=ctx.reference_outputs),
         **_latency_fields(by_threads, settings),
         "cold_start_ms": None,
         "cold_start": None,

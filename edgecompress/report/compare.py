@@ -1,4 +1,6 @@
-"""Compare two reports variant by variant (matched by name): p95, size, accuracy, cost.
+"""Compare two reports variant by variant (matched by name): p95, size, accuracy, cost, and
+whether the accuracy and latency differences are significant (``significance.py``: paired
+bootstrap on the per-sample scores, rank test on the latency samples).
 
 The regression gates on these rows live in ``gates.py`` (``compare_reports``).
 """
@@ -6,6 +8,7 @@ The regression gates on these rows live in ``gates.py`` (``compare_reports``).
 from __future__ import annotations
 
 from edgecompress.report.markdown import fmt_bytes, fmt_ms, gate_row, table
+from edgecompress.report.significance import variant_significance, verdict
 
 
 def _ratio(old: float | None, new: float | None) -> float | None:
@@ -39,6 +42,7 @@ def diff_row(name: str, old: dict | None, new: dict | None) -> dict:
         "accuracy_change": None if old_acc is None or new_acc is None else new_acc - old_acc,
         "old_usd_per_million": (o.get("cost") or {}).get("usd_per_million"),
         "new_usd_per_million": (n.get("cost") or {}).get("usd_per_million"),
+        "significance": variant_significance(o, n) if status == "matched" else None,
     }
 
 
@@ -65,9 +69,23 @@ def render_comparison(rows: list[dict], gates: list[dict]) -> str:
         ["variant", "status", "old p95", "new p95", "Δ p95", "old size", "new size", "Δ accuracy"],
         body,
     )
+    lines += significance_lines(rows)
     if gates:
         lines += ["", *table(["", "gate", "value", "limit"], [gate_row(g) for g in gates])]
     return "\n".join(lines)
+
+
+def significance_lines(rows: list[dict]) -> list[str]:
+    """One verdict per matched variant: is the difference more than noise?"""
+    out = [f"- {r['variant']}: {verdict(r['significance'])}" for r in rows if r["significance"]]
+    if not out:
+        return []
+    return [
+        "",
+        "Significance (A = OLD, B = NEW; accuracy: paired bootstrap over the same eval "
+        "samples, seed 0; latency: Mann-Whitney U on the kept latency samples):",
+        *out,
+    ]
 
 
 def diff_rows(old: dict, new: dict) -> list[dict]:

@@ -5,7 +5,18 @@ from __future__ import annotations
 import base64
 import html as _html
 
-from edgecompress.report.markdown import VARIANT_HEADER, fmt_ms, gate_row, variant_row
+from edgecompress.report.markdown import (
+    SNAPSTART_HEADER,
+    TARGET_COST_HEADER,
+    VARIANT_HEADER,
+    cheapest_line,
+    fmt_ms,
+    gate_row,
+    snapstart_note,
+    snapstart_rows,
+    target_cost_row,
+    variant_row,
+)
 from edgecompress.report.plots import all_plots
 
 CSS = """
@@ -112,6 +123,38 @@ def _images(images: dict[str, bytes]) -> list[str]:
     return parts
 
 
+def _target_costs(report: dict) -> list[str]:
+    """Every Lambda / Cloud Functions / Cloud Run row, and the cheapest per variant."""
+    variants = report.get("variants") or []
+    priced = [v for v in variants if (v.get("target_costs") or {}).get("best")]
+    if not priced:
+        return []
+    rows = [target_cost_row(v["name"], r) for v in priced for r in v["target_costs"]["rows"]]
+    best = [cheapest_line(v["name"], v["target_costs"]).replace("**", "") for v in priced]
+    gcp = report.get("pricing_gcp") or {}
+    note = (
+        f"Google Cloud: {gcp.get('source', '')}; {gcp.get('region', '')}; as of "
+        f"{gcp.get('date', '?')}, not re-checked online; free tiers not subtracted."
+    )
+    return [
+        "<h2>Cost per million requests across targets (estimate)</h2>",
+        _table(TARGET_COST_HEADER, rows),
+        *(f"<p>{esc(line)}</p>" for line in best),
+        f"<p class=note>{esc(note)}</p>",
+    ]
+
+
+def _snapstart(report: dict) -> list[str]:
+    rows = snapstart_rows(report.get("variants") or [])
+    if not rows:
+        return []
+    return [
+        "<h2>SnapStart: cold start and cost without and with it (estimates)</h2>",
+        _table(SNAPSTART_HEADER, rows),
+        f"<p class=note>{esc(snapstart_note(report))}</p>",
+    ]
+
+
 def render_html(report: dict, images: dict[str, bytes] | None = None) -> str:
     """The page; ``images`` (name -> PNG bytes) default to plots.all_plots(report)."""
     if images is None:
@@ -129,6 +172,8 @@ def render_html(report: dict, images: dict[str, bytes] | None = None) -> str:
         "<h2>Cost table (estimate)</h2>",
         _table(COST_HEADER, _cost_rows(variants)),
         f"<p class=note>{esc(report.get('estimate_note', ''))} Prices: {esc(pricing_source)}</p>",
+        *_snapstart(report),
+        *_target_costs(report),
     ]
     head = f"<meta charset=utf-8><title>edgecompress report</title><style>{CSS}</style>"
     return (

@@ -102,6 +102,128 @@ def _settings_line(report: dict) -> str:
     return "Measured on " + "; ".join(parts) + f"; {report.get('date', '')}."
 
 
+TARGET_COST_HEADER = [
+    "variant",
+    "target",
+    "memory",
+    "vCPU",
+    "concurrency",
+    "duration",
+    "billed",
+    "$/1M requests (est.)",
+]
+
+
+def target_cost_row(name: str, r: dict) -> list[str]:
+    vcpu = "—" if r.get("vcpu") is None else f"{r['vcpu']:g}"
+    return [
+        name,
+        r["target"],
+        f"{r['memory_mb']} MB",
+        vcpu,
+        str(r.get("concurrency", 1)),
+        fmt_ms(r["duration_ms"]),
+        fmt_ms(r.get("billed_ms")),
+        f"${r['usd_per_million']:.4f}",
+    ]
+
+
+def cheapest_line(name: str, costs: dict) -> str:
+    best = costs["best"]
+    vcpu = f", {best['vcpu']:g} vCPU" if best.get("vcpu") is not None else ""
+    return (
+        f"Cheapest for {name}: **{best['target']}** at {best['memory_mb']} MB{vcpu}, "
+        f"concurrency {best.get('concurrency', 1)}: ${best['usd_per_million']:.4f} per "
+        "million requests (estimate)."
+    )
+
+
+SNAPSTART_HEADER = [
+    "variant",
+    "arch",
+    "memory",
+    "cold start (est.)",
+    "cold start with SnapStart (est.)",
+    "$/1M (est.)",
+    "$/1M with SnapStart (est.)",
+    "SnapStart cache $/month",
+]
+
+
+def snapstart_rows(variants: list[dict]) -> list[list[str]]:
+    """Cold start and cost without and with SnapStart (variants built with snapstart: true)."""
+    return [
+        [
+            v["name"],
+            r["arch"],
+            f"{r['memory_mb']} MB",
+            fmt_ms(r["cold_start_ms"]),
+            fmt_ms(r["cold_start_ms_snapstart"]),
+            f"${r['usd_per_million']:.4f}",
+            f"${r['usd_per_million_snapstart']:.4f}",
+            f"${r['cache_usd_per_month']:.2f}",
+        ]
+        for v in variants
+        for r in (v.get("snapstart") or {}).get("rows") or []
+    ]
+
+
+def snapstart_note(report: dict) -> str:
+    snap = next((v["snapstart"] for v in report.get("variants") or [] if v.get("snapstart")), {})
+    if not snap:
+        return ""
+    cache = (
+        f"cache spread over {snap['requests_per_month']:g} calls a month in the $/1M column"
+        if snap.get("requests_per_month")
+        else "cache not in the $/1M column (set cost.requests_per_month)"
+    )
+    return (
+        f"Estimates, not measurements: {snap['basis']}; restore assumed "
+        f"{snap['restore_ms_assumed']} ms; {cache}. SnapStart prices as of {snap['date']}: "
+        f"{snap['source']}."
+    )
+
+
+def snapstart_lines(report: dict) -> list[str]:
+    rows = snapstart_rows(report.get("variants") or [])
+    if not rows:
+        return []
+    return [
+        "### SnapStart: cold start and cost without and with it (estimates)",
+        "",
+        *table(SNAPSTART_HEADER, rows),
+        "",
+        f"_{snapstart_note(report)}_",
+        "",
+    ]
+
+
+def target_cost_lines(report: dict) -> list[str]:
+    """Lambda, Cloud Functions and Cloud Run side by side: the cheapest setting of each target
+    per variant, then the cheapest overall (report.json holds every row)."""
+    variants = report.get("variants") or []
+    priced = [v for v in variants if (v.get("target_costs") or {}).get("best")]
+    if not priced:
+        return []
+    rows = [
+        target_cost_row(v["name"], r)
+        for v in priced
+        for r in v["target_costs"]["per_target"].values()
+    ]
+    gcp = report.get("pricing_gcp") or {}
+    return [
+        "### Cost per million requests across targets (estimates)",
+        "",
+        *table(TARGET_COST_HEADER, rows),
+        "",
+        *(cheapest_line(v["name"], v["target_costs"]) for v in priced),
+        "",
+        f"_Google Cloud prices: {gcp.get('region', '')}, as of {gcp.get('date', '?')} (not "
+        "re-checked online); free tiers not subtracted._",
+        "",
+    ]
+
+
 def render_markdown(report: dict) -> str:
     variants = report.get("variants") or []
     gates = report.get("gates") or []
@@ -128,5 +250,7 @@ def render_markdown(report: dict) -> str:
     note = report.get("estimate_note", "")
     if pricing:
         note += f" Prices: {pricing.get('region', '')} as of {pricing.get('date', '?')}."
+    lines += snapstart_lines(report)
+    lines += target_cost_lines(report)
     lines += [f"_{note}_" if note else "", "", _settings_line(report), ""]
     return "\n".join(lines)

@@ -78,7 +78,7 @@ def test_peers_quick_writes_the_report(tiny_dir, tmp_path):
             "--threads",
             "1",
             "--skip",
-            "c,f",
+            "c,f,i",  # (i) TFLite via litert-torch: covered by tests/exporters/tflite
             "--no-zip",
         ]
     )
@@ -88,7 +88,7 @@ def test_peers_quick_writes_the_report(tiny_dir, tmp_path):
     assert "onnxruntime " in text and "## Targets for (g)" in text
     for section in ("b1-L128, 1 thread(s)", "b1-real, 1 thread(s)"):
         rows = _rows(text, section)
-        assert len(rows) == 8, rows
+        assert len(rows) == 9, rows
         fp32 = rows["(b) onnxruntime fp32"]
         assert fp32[2] == "1.000"  # the ratio column is relative to (b)
         assert float(fp32[5]) > 0.9999 and fp32[7] == "100.0%"  # ORT fp32 == torch

@@ -6,7 +6,7 @@ import pydantic
 import pytest
 from torch import nn
 
-from edgecompress.compressors.quantize import QuantizeConfig, quantize
+from edgecompress.compressors.quantize import QuantizeConfig, fitted_group_size, quantize
 from edgecompress.kernels import QuantLinear
 from edgecompress.quantspec import QuantScheme
 
@@ -48,10 +48,22 @@ def test_int4_group32_reports_per_layer_sqnr(digits_bundle, run_ctx):
     assert stats["metric_before"] - stats["metric_after"] <= 0.02
 
 
-def test_int4_keeps_misfit_layers_float(digits_bundle, run_ctx):
+def test_int4_fits_the_group_size_to_each_layer(digits_bundle, run_ctx):
     new, stats = quantize(digits_bundle, QuantizeConfig(scheme="int4-weight-only"), run_ctx)
-    assert "in_features 64 % group_size 128" in stats["float_layers"]["classifier.0"]
-    assert isinstance(new.module.classifier[0], nn.Linear)
+    widths = {n: new.module.get_submodule(n).in_features for n in stats["quantized_layers"]}
+    assert "classifier.0" in widths  # 64 inputs: group 128 does not fit, 64 does
+    assert stats["group_sizes_fitted"]["classifier.0"] == 64
+    assert new.module.classifier[0].group_size == 64
+    assert all(widths[n] % g == 0 for n, g in stats["group_sizes_fitted"].items())
+
+
+@pytest.mark.parametrize(
+    ("in_features", "group_size", "fitted"),
+    [(384, 128, 128), (64, 128, 64), (96, 128, 32), (96, 64, 32), (40, 128, None), (128, 32, 32)],
+)
+def test_fitted_group_size(in_features, group_size, fitted):
+    spec = QuantizeConfig(scheme="int4-weight-only", group_size=group_size).spec()
+    assert fitted_group_size(spec, in_features) == fitted
 
 
 def test_int8_dynamic_and_keep_float(digits_bundle, run_ctx):
@@ -67,7 +79,7 @@ def test_accuracy_budget_picks_a_scheme_and_shows_trials(digits_bundle, run_ctx)
     new, stats = quantize(digits_bundle, QuantizeConfig(accuracy_budget=0.005), run_ctx)
     trials = stats["trials"]
     assert trials[0]["scheme"] == "int4-weight-only"  # most aggressive first
-    assert trials[0]["quantized_layers"] == 0 and not trials[0]["accepted"]  # 64 % 128 != 0
+    assert trials[0]["quantized_layers"] == 2  # both Linears, group size fitted to 64 inputs
     assert trials[-1]["accepted"] and sum(t["accepted"] for t in trials) == 1
     assert new.quant_spec.scheme.value == trials[-1]["scheme"] == stats["scheme"]
     assert stats["metric_drop"] <= 0.005
@@ -77,11 +89,8 @@ def test_budget_falls_back_sensitive_layers(digits_bundle, run_ctx):
     config = QuantizeConfig(accuracy_budget=0.0, max_fallback_layers=2)
     new, stats = quantize(digits_bundle, config, run_ctx)
     trials = stats["trials"]
-    static = [t for t in trials if t["scheme"] == "int8-static"]
-    assert [len(t["keep_float"]) for t in static] == [0, 1, 2]  # worst layers fall back first
-    assert static[1]["keep_float"][0] == next(
-        r["layer"] for r in static_sensitivity(digits_bundle, run_ctx) if r["quantized"]
-    )
+    assert trials[0]["drop"] > 0 and not trials[0]["accepted"]  # int4 on both Linears costs
+    assert [len(t["keep_float"]) for t in trials[:2]] == [0, 1]  # worst layer falls back first
     assert not any(t["accepted"] for t in trials[:-1]) and trials[-1]["accepted"]
     assert trials[-1]["drop"] == 0.0 and new.quant_spec.scheme.value == trials[-1]["scheme"]
 

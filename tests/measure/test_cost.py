@@ -112,3 +112,43 @@ def test_user_pricing_overrides(tmp_path):
         cost.load_pricing(tmp_path / "missing.json")
     with pytest.raises(RecipeError, match="no price for arch 'riscv'"):
         cost.usd_per_million(1, 1024, "riscv", pricing)
+
+
+def test_snapstart_prices_carry_date_and_source(pricing):
+    snap = pricing["snapstart"]
+    assert snap["date"] == "2024-11-18" and "aws.amazon.com/lambda/pricing" in snap["source"]
+    assert "not re-checked online" in snap["source"]
+    assert snap["usd_per_gb_second_cache"] == 0.0000015046
+    assert snap["usd_per_gb_restored"] == 0.0001397998
+
+
+def test_snapstart_row_hand_calculation(pricing):
+    lat = {1: {"mean": 10.0, "p95": 12.0}}
+    (row,) = cost.cost_table(lat, [1024], ["arm64"], pricing, init_ms=500, init_fraction=0.01)
+    snap = cost.snapstart_row(row, pricing, requests_per_month=10_000_000)
+    # without: 500 ms init at 1024 MB runs at 1769/1024 of the speed -> 863.8 ms, + one call
+    assert snap["cold_start_ms"] == pytest.approx(500 * 1769 / 1024 + 10 * 1769 / 1024, abs=1e-3)
+    assert snap["cold_start_ms_snapstart"] == pytest.approx(200 + 10 * 1769 / 1024, abs=1e-3)
+    # 10,000 restores per million calls at 1 GB
+    assert snap["restore_usd"] == pytest.approx(10_000 * 0.0001397998, abs=1e-6)
+    # one version cached all month at 1 GB: 730 h
+    assert snap["cache_usd_per_month"] == pytest.approx(0.0000015046 * 730 * 3600, abs=1e-6)
+    assert snap["cache_usd_per_million"] == pytest.approx(snap["cache_usd_per_month"] / 10)
+    expected = row["compute_usd"] + 0.2 + snap["restore_usd"] + snap["cache_usd_per_million"]
+    assert snap["usd_per_million_snapstart"] == pytest.approx(expected, abs=1e-5)
+    assert snap["usd_per_million"] == row["usd_per_million"] and snap["estimate"] is True
+    no_traffic = cost.snapstart_row(row, pricing)
+    assert no_traffic["cache_usd_per_million"] is None
+    assert no_traffic["usd_per_million_snapstart"] == pytest.approx(expected - 0.39545, abs=1e-4)
+
+
+def test_snapstart_override_and_missing_prices(tmp_path, pricing):
+    user = tmp_path / "p.json"
+    user.write_text(json.dumps({"snapstart": {"restore_ms_assumed": 120}}))
+    merged = cost.load_pricing(user)
+    assert merged["snapstart"]["restore_ms_assumed"] == 120
+    assert merged["snapstart"]["usd_per_gb_restored"] == 0.0001397998
+    row = cost.cost_table({1: {"mean": 5.0, "p95": 6.0}}, [1769], ["x86_64"], merged)[0]
+    assert cost.snapstart_row(row, merged)["cold_start_ms_snapstart"] == pytest.approx(125.0)
+    with pytest.raises(RecipeError, match="no complete 'snapstart' entry"):
+        cost.snapstart_row(row, {k: v for k, v in pricing.items() if k != "snapstart"})

@@ -20,6 +20,7 @@ from pydantic import Field
 from edgecompress.data import calibration_batches
 from edgecompress.errors import ExportError
 from edgecompress.exporters.base import ExportedModel, publish
+from edgecompress.exporters.onnx import metadata as onnx_metadata
 from edgecompress.exporters.onnx import quantize as oq
 from edgecompress.exporters.onnx.export import export_module
 from edgecompress.exporters.onnx.optimize import fuse_transformer, optimize, transformer_config
@@ -192,7 +193,8 @@ class _Job:
                 self.bundle, self.module, raw, self.config.opset, self.config.exporter.value
             )
         if self.bundle.is_text:
-            details["hf_export"] = "torch.onnx on the HFEncoder wrapper (optimum not installed)"
+            wrapper = type(self.bundle.module).__name__
+            details["hf_export"] = f"torch.onnx on the {wrapper} wrapper (optimum not installed)"
         path = self.work / "float.onnx"
         details.update(
             optimize(
@@ -216,6 +218,9 @@ class _Job:
         path = self.work / file_name(scheme, self.schemes)
         details = dict(self.base_details)
         details.update(self._realise(scheme, path))
+        facts = onnx_metadata.stamp(path, onnx_metadata.serving_facts(self.bundle.extra))
+        if facts:
+            details["serving_metadata"] = sorted(facts)  # family, id2label, image preprocessing
         runner = OnnxRunner(path, threads=1, io=self.bundle.io)
         log.info("validating onnx %s", scheme)
         name = "fp32" if scheme == "none" else scheme

@@ -21,6 +21,7 @@ import fnmatch
 from pathlib import Path
 
 from edgecompress.exporters.calibration import make_reader
+from edgecompress.exporters.onnx.blocks import MIN_BLOCK, gemm_to_matmul, plan_blocks
 from edgecompress.exporters.onnx.optimize import _quiet_logs
 
 CALIBRATION = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
@@ -130,17 +131,19 @@ def quantize_nbits(
     from onnxruntime.quantization.onnx_model import ONNXModel
 
     model = onnx.load(str(src))
+    gemms = gemm_to_matmul(model)  # GPT-2's Conv1D layers export as Gemm
     matmuls = _const_weight_nodes(model.graph, "MatMul")
     keep_8bit = [n for n in matmuls if n in set(keep_8bit or ()) - set(exclude)]
     if keep_8bit and bits != 8:
         others = [n for n in matmuls if n not in keep_8bit]
-        model = _nbits_pass(model, 8, group_size, symmetric, [*exclude, *others], accuracy_level)
+        skip = [*exclude, *others]
+        model, _ = _fitted_pass(model, 8, group_size, symmetric, skip, accuracy_level)
     ops, skipped = ("MatMul",), list(exclude)
-    unfit = _unquantizable_gathers(model, group_size)
+    unfit = _unquantizable_gathers(model, MIN_BLOCK)  # narrower tables get a smaller block
     tables = set(_const_weight_nodes(model.graph, "Gather", 0)) - set(unfit) - set(exclude)
     if gather and bits == 4 and tables:  # Gather in the op types raises the opset to 21
         ops, skipped = ("MatMul", "Gather"), [*exclude, *unfit]
-    model = _nbits_pass(model, bits, group_size, symmetric, skipped, accuracy_level, ops)
+    model, plan = _fitted_pass(model, bits, group_size, symmetric, skipped, accuracy_level, ops)
     ONNXModel(model).save_model_to_file(str(dst), use_external_data_format=False)
     counts = _op_counts(model)
     return {
@@ -156,7 +159,20 @@ def quantize_nbits(
         "float_matmuls_left": counts.get("MatMul", 0),
         "opset": next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
         "nodes_excluded": exclude,
+        "gemm_to_matmul": len(gemms),
+        **plan.to_dict(),
     }
+
+
+def _fitted_pass(model, bits, group_size, symmetric, exclude, level, ops=("MatMul",)):
+    """``_nbits_pass`` once per block size: each layer gets the largest power-of-two block
+    <= ``group_size`` that divides it, a layer none divides stays float (blocks.plan_blocks)."""
+    plan = plan_blocks(model, group_size, ops, exclude)
+    for size, nodes in plan.by_size().items():
+        rest = [n for n in plan.sizes if n not in set(nodes)]
+        skip = [*exclude, *plan.floats, *rest]
+        model = _nbits_pass(model, bits, size, symmetric, skip, level, ops)
+    return model, plan
 
 
 def _nbits_pass(model, bits, group_size, symmetric, exclude, level, ops=("MatMul",)):

@@ -1,10 +1,11 @@
-"""The TFLite exporter: torch -> ONNX -> onnx2tf -> SavedModel -> TFLiteConverter, validated
-with ai-edge-litert.
+"""The TFLite exporter, validated with ai-edge-litert. Two backends: litert-torch (torch.export
+-> LiteRT Torch, PT2E int8, no TensorFlow: litert.py) and onnx2tf (torch -> ONNX -> onnx2tf ->
+SavedModel -> TFLiteConverter: convert.py); ``auto`` picks per model (``choose_backend``).
 
 Variants: ``tflite-fp32`` (model.tflite), ``tflite-fp16`` (model.fp16.tflite),
 ``tflite-int8-dynamic`` (dynamic-range int8, model.int8-dynamic.tflite) and
 ``tflite-int8-full`` (full-integer int8 with int8 IO and a representative dataset from the
-recipe's train split, model.int8.tflite). TensorFlow is imported only inside this path.
+recipe's train split, model.int8.tflite). TensorFlow is imported only inside the onnx2tf path.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from edgecompress.exporters.tflite.convert import (
     file_io,
     onnx_to_saved_model,
 )
+from edgecompress.exporters.tflite.litert_job import FILE_NAMES, LiteRTJob
 from edgecompress.exporters.validate import (
     LayoutRunner,
     Tolerances,
@@ -40,12 +42,11 @@ from edgecompress.quantspec import QuantScheme, realise, schemes_for
 from edgecompress.registry import StepConfig, register_exporter
 from edgecompress.runtimes import TFLiteRunner
 
-FILE_NAMES = {
-    "none": "model.tflite",
-    "fp16": "model.fp16.tflite",
-    "int8-dynamic": "model.int8-dynamic.tflite",
-    "int8-full": "model.int8.tflite",
-}
+
+class Backend(StrEnum):
+    auto = "auto"  # text: litert-torch first; others: onnx2tf first; the other as fallback
+    litert_torch = "litert-torch"
+    onnx2tf = "onnx2tf"
 
 
 class WeightScales(StrEnum):
@@ -62,7 +63,20 @@ TFLiteSchemes = schemes_for("tflite")
 
 
 class TFLiteConfig(StepConfig):
-    """Export to TFLite (via onnx2tf) and realise the QuantSpec with the TFLite converter."""
+    """Export to TFLite (litert-torch or onnx2tf) and realise the QuantSpec natively."""
+
+    backend: Backend = Field(
+        Backend.auto,
+        description="litert-torch (torch.export, PT2E int8, no TensorFlow), onnx2tf (via ONNX "
+        "and TensorFlow's converter) or auto: litert-torch for text models, onnx2tf for the "
+        "others, each falling back to the other (when installed)",
+    )
+    sequence_length: int | None = Field(
+        None,
+        ge=2,
+        description="litert-torch, text models: the file's fixed sequence length (texts are "
+        "padded to it); default the task's max_length",
+    )
 
     quantize: TFLiteSchemes = Field(
         None,
@@ -109,8 +123,53 @@ def export_tflite(bundle: ModelBundle, config: TFLiteConfig, ctx, out_dir: Path)
     out_dir.mkdir(parents=True, exist_ok=True)
     schemes = variants_for(bundle, config.quantize)
     ensure_baseline(ctx, bundle)
-    with tempfile.TemporaryDirectory(prefix=".tflite-", dir=out_dir) as tmp:
-        return publish(_TFLiteJob(bundle, config, ctx, Path(tmp)).run(schemes), out_dir)
+    errors: dict[str, str] = {}
+    for backend in choose_backend(config.backend, bundle.is_text):
+        with tempfile.TemporaryDirectory(prefix=".tflite-", dir=out_dir) as tmp:
+            job = (LiteRTJob if backend == Backend.litert_torch else _TFLiteJob)(
+                bundle, config, ctx, Path(tmp)
+            )
+            try:
+                made = job.run(schemes)
+            except ExportError as exc:
+                if config.backend != Backend.auto:
+                    raise
+                errors[backend.value] = str(exc)
+                log.info("tflite backend %s failed: %s", backend.value, exc)
+                continue
+            for variant in made:
+                variant.details["backend"] = backend.value
+                variant.details["backend_choice"] = _why(config.backend, errors)
+            return publish(made, out_dir)
+    reasons = "; ".join(f"{k}: {v}" for k, v in errors.items())
+    raise ExportError(f"tflite: no backend could export this model ({reasons})")
+
+
+def choose_backend(choice: Backend, text: bool) -> list[Backend]:
+    """The backends to try, in order. auto: text models litert-torch (onnx2tf fails on every
+    transformer tried), other models onnx2tf (smaller and faster full-int8 files on the digits
+    and ResNet-style CNNs, int8 IO, dynamic batch: benchmarks/results/tflite-backends.md), each
+    falling back to the other; a backend that is not installed is left out."""
+    if choice != Backend.auto:
+        return [choice]
+    order = [Backend.litert_torch, Backend.onnx2tf]
+    order = order if text else order[::-1]
+    return [b for b in order if _installed(b)] or order
+
+
+def _installed(backend: Backend) -> bool:
+    from importlib.util import find_spec
+
+    module = "litert_torch" if backend == Backend.litert_torch else "onnx2tf"
+    return find_spec(module) is not None
+
+
+def _why(choice: Backend, errors: dict[str, str]) -> str:
+    if choice != Backend.auto:
+        return "configured"
+    if errors:
+        return "auto: " + "; ".join(f"{k} failed: {v[:200]}" for k, v in errors.items())
+    return "auto: first that converted and validated"
 
 
 class _TFLiteJob:

@@ -20,7 +20,10 @@ def test_digits_fp32_and_full_int8(digits_bundle, run_ctx, tmp_path):
     made = {
         v.name: v
         for v in export_tflite(
-            digits_bundle, TFLiteConfig(quantize=["none", "int8-full"]), run_ctx, out
+            digits_bundle,
+            TFLiteConfig(backend="onnx2tf", quantize=["none", "int8-full"]),
+            run_ctx,
+            out,
         )
     }
     fp32, int8 = made["tflite-fp32"], made["tflite-int8-full"]
@@ -42,6 +45,7 @@ def test_digits_fp32_and_full_int8(digits_bundle, run_ctx, tmp_path):
     assert ratio >= 3.5
     assert int8.details["weight_scales"] == "per-tensor"
     assert "validated" in int8.details["weight_scales_choice"]
+    assert int8.details["backend"] == "onnx2tf" and int8.details["backend_choice"] == "configured"
     assert int8.details["bytes_saved"] > 1000 and fp32.details["bytes_saved"] > 1000
     names = [d["name"] for d in Interpreter(model_path=str(int8.path)).get_tensor_details()]
     assert "image" in names and "logits" in names and max(map(len, names)) <= 6

@@ -1,0 +1,1 @@
+"""Standalone modules copied into deploy zips (numpy + the standard library only)."""
