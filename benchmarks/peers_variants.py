@@ -302,8 +302,7 @@ def build_i(bundle, work, ctx) -> Variant:
     from edgecompress.context import RunContext
     from edgecompress.data import load_sentences
     from edgecompress.exporters.tflite.exporter import TFLiteConfig, export_tflite
-    from edgecompress.exporters.tflite.litert import RowRunner
-    from edgecompress.runtimes import TFLiteRunner
+    from edgecompress.runtimes import RowRunner, TFLiteRunner
 
     config = TFLiteConfig(backend="litert-torch", quantize=["int8-dynamic"])
     run_ctx = RunContext(load_sentences(), work)

@@ -27,11 +27,10 @@ from edgecompress.context import RunContext
 from edgecompress.data import DataSplits, Split, load_digits, load_sentences
 from edgecompress.errors import ValidationError
 from edgecompress.exporters.tflite.exporter import TFLiteConfig, export_tflite
-from edgecompress.exporters.tflite.litert import RowRunner
 from edgecompress.loaders import load_factory, load_hf
 from edgecompress.measure.machine import machine_info
 from edgecompress.model import TaskKind, TaskSpec
-from edgecompress.runtimes import TFLiteRunner
+from edgecompress.runtimes import RowRunner, TFLiteRunner
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tflite-backends.md"
 CNNS = {

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.errors import ModelLoadError
+from edgecompress.exporters.onnx import kv_cache
 from edgecompress.imports import import_object
 from edgecompress.iospec import IOSpec, TensorSpec
 from edgecompress.model import (
@@ -215,6 +216,7 @@ def load_onnx(path: Path, task: TaskSpec, examples: bool = True) -> ModelBundle:
         ) from None
     io = IOSpec(_onnx_specs(proto.graph.input, proto), _onnx_specs(proto.graph.output, proto))
     feeds = example_inputs_for(io.inputs) if examples else {}
+    feeds = kv_cache.zero_length_examples(feeds)  # causal LMs: a past of 0 tokens
     return ModelBundle(
         None, io, feeds, task, source={"kind": "onnx", "path": str(path)}, onnx_path=path
     )

@@ -127,8 +127,11 @@ class LambdaOptions(Section):
         "coded weights, decoded in memory at cold start; ONNX only, lossless).",
     )
     max_new_tokens: int = Field(
-        64, ge=1, le=4096, description="Causal LMs: most tokens one request may generate "
-        "(a larger max_new_tokens gets a 400)."
+        64,
+        ge=1,
+        le=4096,
+        description="Causal LMs: most tokens one request may generate "
+        "(a larger max_new_tokens gets a 400).",
     )
     snapstart: bool = Field(
         False,

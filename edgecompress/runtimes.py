@@ -9,6 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
+from edgecompress.exporters.onnx import kv_cache
 from edgecompress.iospec import IOSpec
 from edgecompress.loaders import load_onnx
 from edgecompress.model import ModelBundle, TaskSpec
@@ -72,6 +73,7 @@ class OnnxRunner:
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         wanted = {i.name for i in self.session.get_inputs()}
+        feeds = {**feeds, **kv_cache.empty_past(self.session, feeds)}  # causal LMs: no past
         outs = self.session.run(None, {k: v for k, v in feeds.items() if k in wanted})
         return dict(zip(self._names, outs, strict=True))
 
@@ -127,13 +129,60 @@ def _match_name(tflite_name: str, feeds: dict) -> str | None:
     return None
 
 
+# litert-torch files are static (batch 1, a fixed sequence length): rows are padded to them
+PAD_VALUES = {"input_ids": 0, "attention_mask": 0, "token_type_ids": 0}
+
+
+def pad_row(feeds: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+    """One batch-1 feed padded (or cut) to the file's static shapes."""
+    out = {}
+    for name, shape in shapes.items():
+        array = np.asarray(feeds[name])
+        if array.ndim == 2 and array.shape[1] != shape[1]:
+            padded = np.full(shape, PAD_VALUES.get(name, 0), dtype=array.dtype)
+            keep = min(shape[1], array.shape[1])
+            padded[:, :keep] = array[:, :keep]
+            array = padded
+        out[name] = array
+    return out
+
+
+class RowRunner:
+    """Runs a static batch-1 file over a batch: one row at a time, padded to its shapes."""
+
+    def __init__(self, runner, shapes: dict[str, tuple]):
+        self.runner, self.shapes = runner, shapes
+        self.io = getattr(runner, "io", None)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = len(next(iter(feeds.values())))
+        rows = [
+            self.runner.run(pad_row({k: v[i : i + 1] for k, v in feeds.items()}, self.shapes))
+            for i in range(n)
+        ]
+        return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+
+def fixed_shapes(runner: TFLiteRunner) -> dict[str, tuple] | None:
+    """The input shapes of a TFLite file with no dynamic dimension and batch 1 (litert-torch
+    writes such files; they cannot be resized), keyed by the IO spec's names; else None."""
+    details = runner.interpreter.get_input_details()
+    sigs = [tuple(int(x) for x in d.get("shape_signature", d["shape"])) for d in details]
+    if not sigs or any(min(s, default=1) <= 0 or s[:1] != (1,) for s in sigs):
+        return None
+    names = runner.io.input_names if runner.io else [d["name"] for d in details]
+    return dict(zip(names, sigs, strict=False))
+
+
 def open_runner(path: Path, threads: int = 1, io: IOSpec | None = None) -> Runner:
     """A runner for an exported file, chosen by its suffix."""
     path = Path(path)
     if path.suffix == ".onnx":
         return OnnxRunner(path, threads=threads, io=io)
     if path.suffix == ".tflite":
-        return TFLiteRunner(path, threads=threads, io=io)
+        runner = TFLiteRunner(path, threads=threads, io=io)
+        fixed = fixed_shapes(runner)
+        return RowRunner(runner, fixed) if fixed else runner
     raise ValueError(f"{path}: no runner for {path.suffix!r} files (expected .onnx or .tflite)")
 
 

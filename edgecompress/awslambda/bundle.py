@@ -127,7 +127,9 @@ def build_lambda_zip(
         )  # fmt: skip
         facts = onnx_metadata.read(model_path)  # causal LMs: generate.py, generation settings
         bound = options.max_new_tokens
-        spec.update(lm_generation.serving(stage, facts, task, bound, spec.get("text")))
+        spec.update(
+            lm_generation.serving(stage, facts, task, bound, spec.get("text"), spec.get("inputs"))
+        )
         if options.storage == Storage.compressed:
             store_compressed(stage, spec)  # skeleton + coded weights + decoder.py
         lambda_snapstart.add_hooks(stage, spec, options.snapstart)  # snapstart.py + io_spec

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.exporters.tflite.litert import RowRunner
 from edgecompress.iospec import IOSpec, TensorSpec
 from edgecompress.model import tokenize
-from edgecompress.runtimes import TFLiteRunner
+from edgecompress.runtimes import RowRunner, TFLiteRunner
 
 TEMPLATE = Path(__file__).parent / "templates" / "rows.py"
 

@@ -2,9 +2,10 @@
 io_spec.json, and the self-check that sends real prompts.
 
 The zip answers ``{"prompt": "...", "max_new_tokens": N}`` with greedy decoding (the handler
-hands such requests to generate.py); N above ``max_new_tokens`` (LambdaTarget, default 64) gets
-a 400 naming the bound. The self-check compares the zip's generated token ids with the same
-loop run here on the host's onnxruntime, and sends bad prompts that must get a 400.
+hands such requests to generate.py; with the file's KV cache when it has past inputs); N above
+``max_new_tokens`` (LambdaTarget, default 64) gets a 400 naming the bound. The self-check
+compares the zip's generated token ids with the same loop run here on the host's onnxruntime,
+and sends bad prompts that must get a 400.
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ def is_generation(facts: dict, task) -> bool:
     return bool(facts.get("generation")) or kind in (TaskKind.generation, "generation")
 
 
-def serving(stage: Path, facts: dict, task, max_new_tokens: int, text: dict | None) -> dict:
+def serving(
+    stage: Path, facts: dict, task, max_new_tokens: int, text: dict | None, inputs=None
+) -> dict:
     """io_spec.json's task and ``generation`` section (and generate.py in ``stage``) for a
-    causal LM; {} for any other model."""
+    causal LM; {} for any other model. ``inputs`` (io_spec.json's) tell whether the file has a
+    KV cache (generate.py decides from the same list at run time)."""
     if not is_generation(facts, task):
         return {}
     if text is None:
@@ -49,7 +53,7 @@ def serving(stage: Path, facts: dict, task, max_new_tokens: int, text: dict | No
     settings.update(
         max_new_tokens=int(max_new_tokens),
         default_max_new_tokens=min(DEFAULT_NEW_TOKENS, int(max_new_tokens)),
-        cache=False,  # the graph recomputes the prefix at every step
+        cache=any(s["name"].startswith("past_key_values.") for s in inputs or []),
     )
     return {"task": "generation", "generation": settings}
 

@@ -75,6 +75,7 @@ def package() -> None:
 @target_option("memory_mb")
 @target_option("timeout_s")
 @target_option("max_new_tokens")
+@target_option("storage")
 @click.option(
     "--task",
     type=click.Choice(["classification", "embedding", "regression", "generation"]),

@@ -11,6 +11,7 @@ import numpy as np
 
 from edgecompress.data import load_dataset, load_sentences
 from edgecompress.errors import CompressError, DataError
+from edgecompress.exporters.onnx import kv_cache
 from edgecompress.iospec import IOSpec, TensorSpec
 from edgecompress.loaders import load_onnx
 from edgecompress.measure import coldstart, latency, memory
@@ -54,6 +55,7 @@ def make_feeds(io: IOSpec, data: str | None, batch: int, seq_len: int | None, n:
     inputs of the right shape and dtype when no dataset is named."""
     if data is None:
         feeds = example_inputs_for(io.inputs, batch=batch, seq=seq_len or 16)
+        feeds = kv_cache.zero_length_examples(feeds)  # causal LMs: the prefill, past of 0
         return [feeds], "synthetic random inputs (pass --data for real samples)"
 
     splits = load_dataset(data)

@@ -1,5 +1,6 @@
-"""Causal LMs in a Lambda zip: generate.py's greedy loop (against transformers' own
-generate()), its request checks, and ``compress package lambda`` answering real prompts."""
+"""Causal LMs in a Lambda zip: generate.py's greedy loops, KV-cached and prefix (against
+transformers' own generate()), its request checks, and ``compress package lambda`` answering
+real prompts with the cached loop."""
 
 from __future__ import annotations
 
@@ -42,16 +43,29 @@ def onnx_files(lms, tmp_path_factory):
     return files
 
 
+def session_inputs(path):
+    """io_spec.json's ``inputs`` for a file (what the zip's generate.py reads)."""
+    return [{"name": i.name, "shape": i.shape, "dtype": "float32"}
+            for i in OnnxRunner(path).session.get_inputs()]  # fmt: skip
+
+
 @pytest.mark.parametrize("name", ["gpt2", "llama"])
-def test_greedy_loop_on_onnx_matches_transformers_generate(onnx_files, name):
+@pytest.mark.parametrize("cached", [True, False], ids=["kv-cache", "prefix"])
+def test_greedy_loop_on_onnx_matches_transformers_generate(onnx_files, name, cached):
+    """Both loops over the same file (cached: prompt once, then one token a step; prefix: the
+    whole sequence every step) give transformers' own generate() tokens."""
     import torch
 
     path, _, bundle = onnx_files[name]
     generate = load_template()
+    past = generate.cache_inputs(session_inputs(path))
+    assert len(past) == 4  # 2 layers, key and value
+    assert {p[1] for p in past} == {{"gpt2": 4, "llama": 2}[name]}  # Llama: 2 KV heads of 4
     prompt = [1, 40, 71, 300, 42] if name == "llama" else [40, 71, 300, 42]
     eos = bundle.extra["generation"]["eos_token_ids"]
     settings = {**SETTINGS, "eos_token_ids": eos, "context_length": 128}
-    new, reason, used = generate.greedy(OnnxRunner(path).run, prompt, 12, settings)
+    run = OnnxRunner(path).run
+    new, reason, used = generate.greedy(run, prompt, 12, settings, past=past if cached else None)
     hf = bundle.module.model
     with torch.no_grad():
         out = hf.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False,
@@ -60,6 +74,28 @@ def test_greedy_loop_on_onnx_matches_transformers_generate(onnx_files, name):
     assert [t for t in want if t not in eos] == new
     stopped = len(want) < 12 or want[-1] in eos
     assert used == len(prompt) and reason == ("eos" if stopped else "length")
+
+
+def test_cached_loop_feeds_one_token_and_the_present_back():
+    import numpy as np
+
+    generate = load_template()
+    seen = []
+
+    def run(feeds):
+        seen.append((feeds["input_ids"].shape[1], feeds["attention_mask"].shape[1],
+                     feeds["past_key_values.0.key"].shape[2]))  # fmt: skip
+        total = feeds["attention_mask"].shape[1]
+        logits = np.eye(8, dtype="float32")[feeds["input_ids"] % 8]
+        return {"logits": logits, "present.0.key": np.zeros((1, 2, total, 4), "float32")}
+
+    past = generate.cache_inputs([{"name": "past_key_values.0.key", "shape": ["batch", 2, "p", 4]}])
+    new, reason, used = generate.greedy(run, [5, 6, 7], 3, {}, past=past)
+    assert seen == [(3, 3, 0), (1, 4, 3), (1, 5, 4)]
+    assert generate.empty_past([{"name": "past_key_values.0.key", "shape": ["b", 2, "p", 4]},
+                                {"name": "input_ids", "shape": ["b", "s"]}], 3)[
+        "past_key_values.0.key"].shape == (3, 2, 0, 4)  # fmt: skip
+    assert new == [7, 7, 7] and used == 3 and reason == "length"
 
 
 def test_long_prompts_keep_their_last_tokens():
@@ -122,4 +158,5 @@ def test_package_lambda_answers_prompts(onnx_files, lms, name, tmp_path):
         spec = json.loads(zf.read("io_spec.json"))
         assert "generate.py" in zf.namelist()
     assert spec["task"] == "generation"
-    assert spec["generation"]["max_new_tokens"] == 64 and spec["generation"]["cache"] is False
+    assert spec["generation"]["max_new_tokens"] == 64 and spec["generation"]["cache"] is True
+    assert "past_key_values.1.value" in [i["name"] for i in spec["inputs"]]

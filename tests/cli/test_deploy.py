@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def moto_url():
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # request lines would mix into output
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    # moto keeps one state per process: start from a clean account whatever ran before
+    urllib.request.urlopen(
+        urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", b"", method="POST")
+    )
     yield f"http://127.0.0.1:{port}"
     server.stop()
 

@@ -50,7 +50,6 @@ def test_cluster_shares_weights_and_keeps_zeros(digits_bundle, run_ctx):
     assert "cluster" in COMPRESSORS.names()
 
 
-@pytest.mark.slow
 def test_accuracy_budget_picks_fewer_bits_within_the_budget(digits_bundle, run_ctx):
     config = ClusterConfig(accuracy_budget=0.01, min_bits=3, conv_bits=6, linear_bits=6)
     out, stats = cluster(digits_bundle, config, run_ctx)
@@ -58,7 +57,6 @@ def test_accuracy_budget_picks_fewer_bits_within_the_budget(digits_bundle, run_c
     assert min(stats["bits"].values()) < 6  # some layer got fewer than the maximum
 
 
-@pytest.mark.slow
 def test_finetuning_moves_only_the_centroids(digits_bundle, run_ctx):
     config = ClusterConfig(conv_bits=3, linear_bits=2, finetune_epochs=1, lr=1e-3)
     out, stats = cluster(digits_bundle, config, run_ctx)

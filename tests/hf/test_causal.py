@@ -78,3 +78,28 @@ def test_inspect_names_logits_and_the_generation_task(lms, name):
         {"name": "logits", "dtype": "float32", "shape": ["batch", "sequence", 1000]}
     ]
     assert summary["params"] > 30_000
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_cached_steps_give_the_cacheless_logits(lms, name):
+    """A prefill with an empty past then single-token steps (the exported graph's route) give
+    the full forward pass's logits, left padding included; the cache has KV-head shapes."""
+    import torch
+
+    module = load_hf(lms[name], TaskSpec()).module
+    facts = module.cache_facts()
+    assert facts == {"gpt2": {"layers": 2, "kv_heads": 4, "head_dim": 8},
+                     "llama": {"layers": 2, "kv_heads": 2, "head_dim": 12}}[name]  # fmt: skip
+    ids = torch.tensor([[0, 0, 11, 57, 300, 42, 7, 9], [11, 57, 300, 42, 7, 9, 13, 5]])
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1], [1] * 8])
+    past = [torch.zeros(2, facts["kv_heads"], 0, facts["head_dim"])] * (2 * facts["layers"])
+    with torch.no_grad():
+        full = module(ids, mask)
+        logits, *past = module.step(ids[:, :4], mask[:, :4], *past)
+        chunks = [logits]
+        for t in range(4, 8):
+            logits, *past = module.step(ids[:, t : t + 1], mask[:, : t + 1], *past)
+            chunks.append(logits)
+    assert past[0].shape == (2, facts["kv_heads"], 8, facts["head_dim"])
+    got = torch.cat(chunks, 1)
+    np.testing.assert_allclose(got[mask > 0].numpy(), full[mask > 0].numpy(), atol=1e-4)

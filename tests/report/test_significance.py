@@ -118,7 +118,8 @@ def test_compare_two_digits_recipes_reports_significance(two_runs):
 
     result = CliRunner().invoke(cli, ["compare", str(old_path), str(new_path), "--json"])
     assert result.exit_code in (0, 3), result.output  # 3 only if p95 regressed > 10 %
-    row = next(r for r in json.loads(result.output)["rows"] if r["variant"] == "onnx-fp32")
+    rows = json.loads(result.stdout)["rows"]  # a gate breach message goes to stderr
+    row = next(r for r in rows if r["variant"] == "onnx-fp32")
     acc = row["significance"]["accuracy"]
     assert acc["delta"] == pytest.approx(row["accuracy_change"])
     assert acc["ci"][0] <= acc["delta"] <= acc["ci"][1] and acc["confidence"] == 0.95

@@ -6,8 +6,11 @@ Standalone (stdlib + numpy + the tokenizers library; the model runs through the 
 ``generation.default_max_new_tokens`` and may not exceed ``generation.max_new_tokens`` (a
 larger one is refused with a 400 naming the bound).
 
-The graph has no KV cache: every step runs the whole sequence again (logits of the last
-position are used). The prompt keeps its last tokens so that prompt + N fits the context.
+A model file with ``past_key_values.{i}.key`` / ``.value`` inputs (io_spec.json's inputs are the
+session's) is run with its KV cache: the prompt once with a past of length 0, then one token per
+step, its ``present.*`` outputs fed back as the next past. A file without them runs the whole
+sequence again at every step (logits of the last position are used). The prompt keeps its last
+tokens so that prompt + N fits the context.
 """
 
 import os
@@ -15,6 +18,8 @@ import os
 import numpy as np
 
 _TOKENIZER = []
+PAST = "past_key_values."
+PRESENT = "present."
 
 
 class BadPrompt(ValueError):
@@ -46,25 +51,47 @@ def parse(request, settings):
     return prompt, n
 
 
-def greedy(run, prompt_ids, max_new_tokens, settings, int_dtype="int64"):
-    """Token ids appended to ``prompt_ids`` by greedy decoding, and why it stopped."""
+def cache_inputs(inputs):
+    """(name, kv_heads, head_dim, dtype) of each past input of an io_spec ``inputs`` list
+    (none: the file has no KV cache)."""
+    return [
+        (s["name"], s["shape"][1], s["shape"][3], s.get("dtype", "float32"))
+        for s in inputs
+        if s["name"].startswith(PAST)
+    ]
+
+
+def empty_past(inputs, batch):
+    """Zero-length past arrays for every past input of an io_spec ``inputs`` list."""
+    return {
+        n: np.zeros((batch, heads, 0, size), dtype=t) for n, heads, size, t in cache_inputs(inputs)
+    }
+
+
+def greedy(run, prompt_ids, max_new_tokens, settings, int_dtype="int64", past=None):
+    """Token ids appended to ``prompt_ids`` by greedy decoding, and why it stopped; ``past``
+    (cache_inputs) switches to the cached loop."""
     eos = set(settings.get("eos_token_ids") or [])
     context = settings.get("context_length") or 0
     ids = list(prompt_ids)
     if context:
         ids = ids[-max(1, context - max_new_tokens) :]
-    new = []
+    feeds = {n: np.zeros((1, heads, 0, size), dtype=t) for n, heads, size, t in past or []}
+    new, fresh = [], ids
     for _ in range(max_new_tokens):
-        feeds = {
-            "input_ids": np.asarray([ids], dtype=int_dtype),
-            "attention_mask": np.ones((1, len(ids)), dtype=int_dtype),
-        }
-        logits = run(feeds)[settings.get("logits", "logits")]
-        token = int(np.argmax(logits[0, -1]))
+        feeds["input_ids"] = np.asarray([fresh], dtype=int_dtype)
+        feeds["attention_mask"] = np.ones((1, len(ids)), dtype=int_dtype)
+        outputs = run(feeds)
+        token = int(np.argmax(outputs[settings.get("logits", "logits")][0, -1]))
         if token in eos:
             return new, "eos", len(ids) - len(new)
         new.append(token)
         ids.append(token)
+        if past:  # the cache holds everything before the new token
+            feeds = {p[0]: outputs[PRESENT + p[0][len(PAST) :]] for p in past}
+            fresh = [token]
+        else:
+            fresh = ids
     return new, "length", len(ids) - len(new)
 
 
@@ -77,7 +104,8 @@ def answer(request, run, root, spec):
     if not prompt_ids:
         raise BadPrompt("'prompt' tokenizes to no tokens")
     dtype = next((s["dtype"] for s in spec["inputs"] if s["name"] == "input_ids"), "int64")
-    new, reason, used = greedy(run, prompt_ids, n, settings, dtype)
+    past = cache_inputs(spec["inputs"])
+    new, reason, used = greedy(run, prompt_ids, n, settings, dtype, past)
     return {
         "text": tok.decode(new),
         "token_ids": new,

@@ -73,12 +73,16 @@ def _run_exporter(kind: str, bundle: ModelBundle, module, path: Path, opset: int
                 **common,
             )
         else:
+            axes = bundle.io.dynamic_axes()
+            if hasattr(module, "onnx_export_spec"):  # causal LMs: the KV-cached step (hf/causal.py)
+                module, args, (ins, outs), axes = module.onnx_export_spec()
+                common.update(input_names=ins, output_names=outs)
             torch.onnx.export(
                 module.eval(),
                 args,
                 str(path),
                 dynamo=False,
-                dynamic_axes=bundle.io.dynamic_axes(),
+                dynamic_axes=axes,
                 do_constant_folding=True,
                 **common,
             )

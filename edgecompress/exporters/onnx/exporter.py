@@ -20,6 +20,7 @@ from pydantic import Field
 from edgecompress.data import calibration_batches
 from edgecompress.errors import ExportError
 from edgecompress.exporters.base import ExportedModel, publish
+from edgecompress.exporters.onnx import kv_cache
 from edgecompress.exporters.onnx import metadata as onnx_metadata
 from edgecompress.exporters.onnx import quantize as oq
 from edgecompress.exporters.onnx.export import export_module
@@ -248,6 +249,7 @@ class _Job:
 
     def _quantize(self, scheme: str, spec: QuantSpec, path: Path, exclude: list[str]) -> dict:
         if scheme == "int8-static":
+            kv_cache.refuse_static(self.float_path)  # causal LMs with a KV cache
             batches = calibration_batches(
                 self.bundle, self.ctx, spec.calibration_samples, batch_size=16
             )
@@ -272,6 +274,7 @@ class _Job:
         batches = calibration_batches(
             self.bundle, self.ctx, self.config.calibration_samples, batch_size=16
         )
+        batches = kv_cache.calibration_feeds(source, batches)  # causal LMs: an empty past
         details["quant_spec"] = {"scheme": "int8-token", "bits": 8, "keep_float": list(keep)}
         details.update(
             quantize_token_int8(

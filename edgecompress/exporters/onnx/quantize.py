@@ -17,7 +17,9 @@ Choices measured on this CPU (x86-64 AVX2 without VNNI), recorded in each varian
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import tempfile
 from pathlib import Path
 
 from edgecompress.exporters.calibration import make_reader
@@ -55,8 +57,11 @@ def quantize_static(
     from onnxruntime.quantization import quantize_static as ort_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    pre = dst.with_name(dst.stem + ".pre.onnx")
-    quant_pre_process(str(src), str(pre), skip_optimization=False)
+    pre = dst.with_name(dst.stem + ".pre.onnx").resolve()
+    # when its symbolic shape inference gives up, onnxruntime saves sym_shape_infer_temp.onnx
+    # (+ external .data) into the working directory: keep that litter out of the user's folder
+    with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+        quant_pre_process(str(Path(src).resolve()), str(pre), skip_optimization=False)
     qoperator = fmt == "qoperator"
     options = {
         "quant_format": QuantFormat.QOperator if qoperator else QuantFormat.QDQ,

@@ -147,8 +147,8 @@ def export_tflite(bundle: ModelBundle, config: TFLiteConfig, ctx, out_dir: Path)
 
 def choose_backend(choice: Backend, text: bool) -> list[Backend]:
     """The backends to try, in order. auto: text models litert-torch (onnx2tf fails on every
-    transformer tried), other models onnx2tf (smaller and faster full-int8 files on the digits
-    and ResNet-style CNNs, int8 IO, dynamic batch: benchmarks/results/tflite-backends.md), each
+    transformer tried), other models onnx2tf (smaller full-int8 files at the same speed on the
+    digits and ResNet-style CNNs, int8 IO, any batch: benchmarks/results/tflite-backends.md), each
     falling back to the other; a backend that is not installed is left out."""
     if choice != Backend.auto:
         return [choice]

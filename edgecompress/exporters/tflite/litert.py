@@ -4,7 +4,7 @@ litert-torch 0.10 lowers through JAX; with torch 2.13 it refuses symbolic batch 
 sizes (BERT's ``position_ids[:, :seq]`` slice and the attention reshapes fail to trace), so
 files are written with static shapes: batch 1 and, for text models, a fixed sequence length
 (texts are padded to it with attention mask 0, which leaves pooled embeddings and logits as
-they were). :class:`RowRunner` feeds such a file one padded row at a time. Token ids become
+they were). ``runtimes.RowRunner`` feeds such a file one padded row at a time. Token ids become
 int32 in the file (litert-torch downcasts 64-bit tensors).
 
 Static int8 (int8 weights and activations, ranges from a representative set; the file keeps
@@ -28,8 +28,6 @@ from edgecompress.errors import ExportError
 from edgecompress.iospec import IOSpec, TensorSpec
 from edgecompress.model import ModelBundle
 
-PAD_VALUES = {"input_ids": 0, "attention_mask": 0, "token_type_ids": 0}
-
 
 def static_shapes(bundle: ModelBundle, sequence_length: int) -> dict[str, tuple[int, ...]]:
     """The file's input shapes: batch 1, text inputs padded to ``sequence_length``."""
@@ -40,20 +38,6 @@ def static_shapes(bundle: ModelBundle, sequence_length: int) -> dict[str, tuple[
             shape[1] = sequence_length
         shapes[spec.name] = tuple(shape)
     return shapes
-
-
-def pad_row(feeds: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
-    """One batch-1 feed padded (or cut) to the file's static shapes."""
-    out = {}
-    for name, shape in shapes.items():
-        array = np.asarray(feeds[name])
-        if array.ndim == 2 and array.shape[1] != shape[1]:
-            padded = np.full(shape, PAD_VALUES.get(name, 0), dtype=array.dtype)
-            keep = min(shape[1], array.shape[1])
-            padded[:, :keep] = array[:, :keep]
-            array = padded
-        out[name] = array
-    return out
 
 
 def torch_args(feeds: dict[str, np.ndarray], names: list[str]) -> tuple:
@@ -177,21 +161,6 @@ def file_io(path: Path, reference: IOSpec) -> IOSpec:
         specs(reference.inputs, interp.get_input_details()),
         specs(reference.outputs, interp.get_output_details()),
     )
-
-
-class RowRunner:
-    """Runs a static batch-1 file over a batch: one row at a time, padded to its shapes."""
-
-    def __init__(self, runner, shapes: dict[str, tuple]):
-        self.runner, self.shapes = runner, shapes
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        n = len(next(iter(feeds.values())))
-        rows = [
-            self.runner.run(pad_row({k: v[i : i + 1] for k, v in feeds.items()}, self.shapes))
-            for i in range(n)
-        ]
-        return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
 
 def guard_llvm() -> dict:

@@ -8,16 +8,14 @@ from edgecompress.data import calibration_batches
 from edgecompress.exporters.base import ExportedModel
 from edgecompress.exporters.calibration import single_samples
 from edgecompress.exporters.tflite.litert import (
-    RowRunner,
     convert_module,
     file_io,
-    pad_row,
     static_shapes,
     torch_args,
 )
 from edgecompress.exporters.validate import torch_reference, validate
 from edgecompress.progress import log, progress
-from edgecompress.runtimes import TFLiteRunner
+from edgecompress.runtimes import RowRunner, TFLiteRunner, pad_row
 
 FILE_NAMES = {
     "none": "model.tflite",

@@ -106,3 +106,57 @@ def test_int4_breach_of_the_default_limit_exits_1(lms, tmp_path):
     assert result.exit_code == 1
     assert "next-token agreement with torch" in result.output and "< allowed 0.75" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def dims(value) -> list:
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_files_carry_a_kv_cache_held_to_the_cacheless_logits(exported, name):
+    """past_key_values.* in, present.* out ([batch, kv_heads, sequence, head_dim]: Llama has
+    2 KV heads of 4); a prefill then ~33 single-token steps give the file's cache-less logits."""
+    out, variants = exported[name]
+    kv_heads, head_dim = {"gpt2": (4, 8), "llama": (2, 12)}[name]
+    for file in ("model.onnx", "model.int4.onnx"):
+        graph = onnx.load(str(out / file)).graph
+        inputs = {i.name: dims(i) for i in graph.input}
+        outputs = {o.name: dims(o) for o in graph.output}
+        assert list(inputs)[:2] == ["input_ids", "attention_mask"] and len(inputs) == 6
+        assert inputs["past_key_values.1.value"] == ["batch", kv_heads, "past_sequence", head_dim]
+        assert outputs["present.1.value"] == [
+            "batch",
+            kv_heads,
+            "past_sequence + sequence",
+            head_dim,
+        ]
+        assert inputs["attention_mask"] == ["batch", "past_sequence + sequence"]
+        assert list(outputs)[0] == "logits"
+    fp32 = variants["onnx-fp32"]["validation"]["kv_cache"]
+    int8 = variants["onnx-int8-dynamic"]["validation"]["kv_cache"]
+    int4 = variants["onnx-int4-weight-only"]["validation"]["kv_cache"]
+    print(name, fp32, int8, int4)
+    assert fp32["steps"] >= 30 and fp32["max_abs_diff"] < 1e-4 and fp32["token_agreement"] == 1
+    # MatMulNBits quantizes activations row by row: a step sees what the whole sequence sees.
+    assert int4["max_abs_diff"] < 1e-3
+    # int8-dynamic scales activations per call (per tensor): steps see other scales.
+    assert 0.8 <= int8["token_agreement"] < 1 and int8["max_abs_diff"] > 1e-2
+
+
+def test_cache_breaches_name_the_limit():
+    from edgecompress.exporters.validate_lm import _cache_breaches
+
+    cache = {"steps": 33, "max_abs_diff": 3e-3, "token_agreement": 0.7}
+    assert "by 0.003 > allowed 0.0001" in _cache_breaches(cache, {"max_abs_diff": 1e-4})[0]
+    assert "0.7000 < allowed 0.8" in _cache_breaches(cache, {"min_token_agreement": 0.8})[0]
+    assert _cache_breaches(cache, {"max_abs_diff": 1e-2}) == []
+    assert _cache_breaches(None, {"max_abs_diff": 0}) == []
+
+
+def test_int8_static_on_a_cached_lm_exits_1_naming_the_alternatives(lms, tmp_path):
+    """Static calibration sees only empty pasts: refused before calibrating."""
+    result = export(lms["gpt2"], tmp_path / "out", ["int8-static"])
+    assert result.exit_code == 1
+    assert "int8-static: not supported for KV-cached causal LMs" in result.output
+    assert "use int8-dynamic, int8-token" in result.output
+    assert not (tmp_path / "out").exists()

@@ -14,11 +14,10 @@ from edgecompress.errors import ExportError
 from edgecompress.exporters.base import ExportedModel
 from edgecompress.exporters.tflite import exporter as tfl
 from edgecompress.exporters.tflite.exporter import Backend, TFLiteConfig, export_tflite
-from edgecompress.exporters.tflite.litert import RowRunner, pad_row
 from edgecompress.iospec import IOSpec
 from edgecompress.loaders import load_hf
 from edgecompress.model import TaskKind, TaskSpec
-from edgecompress.runtimes import TFLiteRunner, torch_run
+from edgecompress.runtimes import RowRunner, TFLiteRunner, pad_row, torch_run
 from tests.conftest import build_tiny_bert
 
 
