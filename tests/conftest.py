@@ -118,3 +118,39 @@ from tests import bench_fixtures as _fx  # noqa: E402
 
 bench_bundle, bench_data, bench_onnx = _fx.bench_bundle, _fx.bench_data, _fx.bench_onnx
 bench_onnx_int8, bench_zip, digits_run = _fx.bench_onnx_int8, _fx.bench_zip, _fx.digits_run
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """A moto server (AWS APIs for boto3's endpoint_url) on 127.0.0.1, one per test module."""
+    import logging
+    import socket
+    import urllib.request
+
+    pytest.importorskip("boto3")
+    server_mod = pytest.importorskip("moto.server")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # request lines would mix into output
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    # moto keeps one state per process: start from a clean account whatever ran before
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", b"", method="POST"))
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def fake_aws(monkeypatch, tmp_path):
+    """Test credentials and region; no user AWS config or credentials file is read."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }.items():
+        monkeypatch.setenv(key, value)

@@ -124,6 +124,15 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(202, b'{"status":"OK"}')
 
 
+def init_timings_in(log: str) -> dict:
+    """The handler's ``EDGECOMPRESS_INIT {json}`` line (import / load / first inference) in a
+    runtime's log; {} when it never answered."""
+    for line in log.splitlines():
+        if line.startswith("EDGECOMPRESS_INIT "):
+            return json.loads(line.split(" ", 1)[1])
+    return {}
+
+
 class LocalFunction:
     """A local Runtime API server and one fresh runtime process over ``task_root``."""
 
@@ -232,10 +241,7 @@ class LocalFunction:
         return text.decode(errors="replace")[-chars:]
 
     def init_timings(self) -> dict:
-        for line in self.log_tail(1 << 20).splitlines():
-            if line.startswith("EDGECOMPRESS_INIT "):
-                return json.loads(line.split(" ", 1)[1])
-        return {}
+        return init_timings_in(self.log_tail(1 << 20))
 
     def __exit__(self, *exc) -> None:
         self.state.stop.set()

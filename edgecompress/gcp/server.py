@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from edgecompress.awslambda.selfcheck import init_timings_in
 from edgecompress.errors import ValidationError
 from edgecompress.gcp.target import ENTRY_POINT
 
@@ -127,10 +128,7 @@ class AppServer:
         return self.log.read().decode(errors="replace")[-chars:]
 
     def init_timings(self) -> dict:
-        for line in self.log_tail(1 << 20).splitlines():
-            if line.startswith("EDGECOMPRESS_INIT "):
-                return json.loads(line.split(" ", 1)[1])
-        return {}
+        return init_timings_in(self.log_tail(1 << 20))
 
     def __exit__(self, *exc) -> None:
         """Stop the whole process group (gunicorn's master and its workers)."""

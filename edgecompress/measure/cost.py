@@ -24,20 +24,27 @@ DEFAULT_MEMORY_MB = [512, 1024, 1769, 2048, 3008]
 ARCHS = ["arm64", "x86_64"]
 
 
+def read_override(path: Path, field: str) -> dict:
+    """A user's pricing JSON object; a missing or malformed file is a RecipeError naming
+    ``field`` and the file."""
+    try:
+        user = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RecipeError(f"{field}: {path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise RecipeError(f"{field}: {path}: not valid JSON: {exc}") from None
+    if not isinstance(user, dict):
+        raise RecipeError(f"{field}: {path}: expected a JSON object")
+    return user
+
+
 def load_pricing(override: str | Path | None = None) -> dict:
     """The built-in prices, with the keys of a user's pricing JSON file laid over them."""
     pricing = json.loads(PRICING_FILE.read_text())
     if override is None:
         return pricing
     path = Path(override)
-    try:
-        user = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RecipeError(f"cost.pricing: {path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise RecipeError(f"cost.pricing: {path}: not valid JSON: {exc}") from None
-    if not isinstance(user, dict):
-        raise RecipeError(f"cost.pricing: {path}: expected a JSON object")
+    user = read_override(path, "cost.pricing")
     prices = {**pricing["usd_per_gb_second"], **user.get("usd_per_gb_second", {})}
     merged = {**pricing, **user, "usd_per_gb_second": prices}
     if isinstance(user.get("snapstart"), dict):

@@ -22,8 +22,8 @@ import json
 import math
 from pathlib import Path
 
-from edgecompress.errors import RecipeError
 from edgecompress.gcp.target import default_cpu
+from edgecompress.measure.cost import read_override
 
 PRICING_FILE = Path(__file__).with_name("pricing_gcp.json")
 GCF_MEMORY_MIB = [256, 512, 1024, 2048, 4096]  # each at its tier's default vCPU
@@ -36,14 +36,7 @@ def load_pricing_gcp(override: str | Path | None = None) -> dict:
     if override is None:
         return pricing
     path = Path(override)
-    try:
-        user = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RecipeError(f"cost.pricing_gcp: {path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise RecipeError(f"cost.pricing_gcp: {path}: not valid JSON: {exc}") from None
-    if not isinstance(user, dict):
-        raise RecipeError(f"cost.pricing_gcp: {path}: expected a JSON object")
+    user = read_override(path, "cost.pricing_gcp")
     merged = {**pricing, **user}
     merged["source"] = f"{user.get('source', path)} (override of {pricing['source']})"
     return merged

@@ -6,9 +6,6 @@ never invokes the function (that would need docker), so traffic splitting itself
 from __future__ import annotations
 
 import json
-import logging
-import socket
-import urllib.request
 import zipfile
 
 import pytest
@@ -25,43 +22,21 @@ ROLE = "arn:aws:iam::123456789012:role/edgecompress-lambda"
 NAME = "digits-ab"
 
 
+pytestmark = pytest.mark.usefixtures("fake_aws")
+
+
 @pytest.fixture(scope="module")
-def moto_url():
-    pytest.importorskip("boto3")
-    server_mod = pytest.importorskip("moto.server")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    # moto keeps one state per process: start from a clean account whatever ran before
-    urllib.request.urlopen(
-        urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", b"", method="POST")
-    )
-    url = f"http://127.0.0.1:{port}"
+def moto_url(moto_url):
+    """The shared moto server, with the functions' execution role created."""
     import boto3
 
     iam = boto3.client(
-        "iam", region_name="us-east-1", endpoint_url=url, aws_access_key_id="testing",
+        "iam", region_name="us-east-1", endpoint_url=moto_url, aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )  # fmt: skip
     policy = {"Version": "2012-10-17", "Statement": []}
     iam.create_role(RoleName="edgecompress-lambda", AssumeRolePolicyDocument=json.dumps(policy))
-    yield url
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def fake_aws(monkeypatch, tmp_path):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "none"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-    }.items():
-        monkeypatch.setenv(key, value)
+    return moto_url
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import socket
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -23,35 +20,7 @@ from tests.awslambda.lambda_models import digits_int8_onnx
 ROLE = "arn:aws:iam::123456789012:role/edgecompress-lambda"
 
 
-@pytest.fixture(scope="module")
-def moto_url():
-    pytest.importorskip("boto3")
-    server_mod = pytest.importorskip("moto.server")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # request lines would mix into output
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    # moto keeps one state per process: start from a clean account whatever ran before
-    urllib.request.urlopen(
-        urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", b"", method="POST")
-    )
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def fake_aws(monkeypatch, tmp_path):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "none"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-    }.items():
-        monkeypatch.setenv(key, value)
+pytestmark = pytest.mark.usefixtures("fake_aws")
 
 
 @pytest.fixture(scope="module")
