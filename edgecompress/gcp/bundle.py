@@ -209,6 +209,11 @@ def deploy_command(name: str, options: GcpTarget, folder: str) -> list[str]:
     ]
 
 
+GCF_LIMITS = (
+    "100 MiB compressed source upload, 500 MiB sources plus modules (Cloud Functions quotas)"
+)
+
+
 def build_gcf(
     model_path: Path,
     io: IOSpec,
@@ -223,55 +228,59 @@ def build_gcf(
     """Build ``out_dir/gcf-<runtime>/``; nothing is written unless it fits its budget and
     passes its self-check."""
     options = options or GcpTarget()
-    folder = f"gcf-{options.runtime.value}"
-    name = function_name(Path(model_path))
-    with tempfile.TemporaryDirectory(prefix="ec-gcf-") as tmp:
-        stage = Path(tmp) / folder
-        stage.mkdir()
-        spec, pins, resolved, wheel_dir, reqs = stage_app(
-            model_path, io, task, stage, options, tokenizer_dir, "gcf"
-        )
+
+    def add_files(stage: Path, spec: dict, name: str) -> list[str]:
         (stage / ".gcloudignore").write_text(GCLOUDIGNORE)
         command = deploy_command(name, options, ".")
         readme = render_readme("README.gcf.md.tmpl", options, command, EXAMPLE=example_body(spec))
         (stage / "README.md").write_text(readme)
+        return command
+
+    return build_bundle(
+        "gcf", model_path, io, task, out_dir, options, add_files, GCF_LIMITS,
+        tokenizer_dir=tokenizer_dir, sample_feeds=sample_feeds,
+        reference_outputs=reference_outputs,
+    )  # fmt: skip
+
+
+def build_bundle(
+    kind: str,
+    model_path: Path,
+    io: IOSpec,
+    task: TaskSpec,
+    out_dir: Path,
+    options: GcpTarget,
+    add_files,
+    limits: str,
+    *,
+    tokenizer_dir: Path | None = None,
+    sample_feeds: dict | None = None,
+    reference_outputs: dict | None = None,
+) -> GcpBundle:
+    """Stage the app, add the kind's own files (``add_files(stage, spec, name)`` returns the
+    deploy command lines), size it against ``limits``, self-check it, then publish
+    ``out_dir/<kind>-<runtime>/`` (nothing is written when a step fails)."""
+    folder = f"{kind}-{options.runtime.value}"
+    name = function_name(Path(model_path))
+    with tempfile.TemporaryDirectory(prefix=f"ec-{kind}-") as tmp:
+        stage = Path(tmp) / folder
+        stage.mkdir()
+        spec, _pins, resolved, wheel_dir, reqs = stage_app(
+            model_path, io, task, stage, options, tokenizer_dir, kind
+        )
+        deploy = add_files(stage, spec, name)
         sizes, files = source_sizes(stage, wheel_dir, resolved, spec["model_file"])
-        budget = check_budget(
-            "gcf",
-            sizes,
-            options,
-            "100 MiB compressed source upload, 500 MiB "
-            "sources plus modules (Cloud Functions quotas)",
-        )
+        budget = check_budget(kind, sizes, options, limits)
         check = run_check(
-            stage,
-            options,
-            spec,
-            model_path,
-            reqs,
-            resolved,
-            wheel_dir,
-            tokenizer_dir,
-            reference_outputs,
-            sample_feeds,
-        )
+            stage, options, spec, model_path, reqs, resolved, wheel_dir, tokenizer_dir,
+            reference_outputs, sample_feeds,
+        )  # fmt: skip
         final = publish(stage, Path(out_dir) / folder)
     return GcpBundle(
-        "gcf",
-        final,
-        options.runtime.value,
-        options.python,
-        options.memory_mib,
-        options.vcpu,
-        options.concurrency,
-        options.region,
-        {**sizes, "budget": budget},
-        resolved,
-        check,
-        command,
-        gcp_selfcheck.not_checked(docker=False),
-        files,
-    )
+        kind, final, options.runtime.value, options.python, options.memory_mib, options.vcpu,
+        options.concurrency, options.region, {**sizes, "budget": budget}, resolved, check,
+        deploy, gcp_selfcheck.not_checked(docker=kind == "cloudrun"), files,
+    )  # fmt: skip
 
 
 def shell_lines(command: list[str]) -> str:

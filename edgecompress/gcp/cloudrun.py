@@ -11,12 +11,10 @@ Public API: ``build_cloudrun(model, io, task, out_dir, options: CloudRunTarget, 
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from edgecompress import __version__
 from edgecompress.gcp import bundle as gcf_bundle
-from edgecompress.gcp import selfcheck as gcp_selfcheck
 from edgecompress.gcp.target import ENTRY_POINT, CloudRunTarget
 from edgecompress.iospec import IOSpec
 from edgecompress.model import TaskSpec
@@ -93,45 +91,10 @@ def build_cloudrun(
     """Build ``out_dir/cloudrun-<runtime>/``; nothing is written unless it fits its budget and
     its app passes the self-check."""
     options = options or CloudRunTarget()
-    folder = f"cloudrun-{options.runtime.value}"
-    name = gcf_bundle.function_name(Path(model_path))
-    with tempfile.TemporaryDirectory(prefix="ec-cloudrun-") as tmp:
-        stage = Path(tmp) / folder
-        stage.mkdir()
-        spec, _pins, resolved, wheel_dir, reqs = gcf_bundle.stage_app(
-            model_path, io, task, stage, options, tokenizer_dir, "cloudrun"
-        )
-        deploy = container_files(stage, options, name)
-        sizes, files = gcf_bundle.source_sizes(stage, wheel_dir, resolved, spec["model_file"])
-        budget = gcf_bundle.check_budget(
-            "cloudrun", sizes, options, "the recipe's build context and installed-image budgets"
-        )
-        check = gcf_bundle.run_check(
-            stage,
-            options,
-            spec,
-            model_path,
-            reqs,
-            resolved,
-            wheel_dir,
-            tokenizer_dir,
-            reference_outputs,
-            sample_feeds,
-        )
-        final = gcf_bundle.publish(stage, Path(out_dir) / folder)
-    return gcf_bundle.GcpBundle(
-        "cloudrun",
-        final,
-        options.runtime.value,
-        options.python,
-        options.memory_mib,
-        options.vcpu,
-        options.concurrency,
-        options.region,
-        {**sizes, "budget": budget},
-        resolved,
-        check,
-        deploy,
-        gcp_selfcheck.not_checked(docker=True),
-        files,
-    )
+    return gcf_bundle.build_bundle(
+        "cloudrun", model_path, io, task, out_dir, options,
+        lambda stage, spec, name: container_files(stage, options, name),
+        "the recipe's build context and installed-image budgets",
+        tokenizer_dir=tokenizer_dir, sample_feeds=sample_feeds,
+        reference_outputs=reference_outputs,
+    )  # fmt: skip
