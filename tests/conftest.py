@@ -54,10 +54,9 @@ def run_ctx(digits_data, digits_bundle, tmp_path):
     return ctx
 
 
-def build_tiny_bert(folder: Path, layers: int = 6, classifier: bool = False) -> Path:
-    """A 6-layer BERT (hidden 32) from a config, with a WordPiece tokenizer.json from real words."""
+def write_wordpiece(folder: Path) -> int:
+    """tokenizer.json (and vocab.txt) from words of the built-in sentences; the vocab size."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertForSequenceClassification, BertModel
 
     from edgecompress.data import english_sentences
 
@@ -72,8 +71,16 @@ def build_tiny_bert(folder: Path, layers: int = 6, classifier: bool = False) -> 
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )
     tok.save(str(folder / "tokenizer.json"))
+    return len(vocab)
+
+
+def build_tiny_bert(folder: Path, layers: int = 6, classifier: bool = False) -> Path:
+    """A 6-layer BERT (hidden 32) from a config, with a WordPiece tokenizer.json from real words."""
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    vocab_size = write_wordpiece(folder)
     config = BertConfig(
-        vocab_size=len(vocab),
+        vocab_size=vocab_size,
         hidden_size=32,
         num_hidden_layers=layers,
         num_attention_heads=4,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import write_wordpiece
 
 os.environ.setdefault("USE_TF", "0")
 
@@ -97,26 +98,6 @@ def build_convnext(folder: Path, processor: bool = True) -> Path:
     )
     model = ConvNextForImageClassification(config)
     return save(model, folder, CONVNEXT_PROCESSOR if processor else None)
-
-
-def write_wordpiece(folder: Path) -> int:
-    """tokenizer.json (and vocab.txt) from words of the built-in sentences; the vocab size."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-
-    from edgecompress.data import english_sentences
-
-    words = sorted({w for s in english_sentences()[:400] for w in re.findall(r"[a-z]+", s.lower())})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words[:600]]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
-    )
-    tok.save(str(folder / "tokenizer.json"))
-    return len(vocab)
 
 
 def build_bert(folder: Path) -> Path:
