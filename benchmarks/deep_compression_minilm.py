@@ -19,11 +19,11 @@ from pathlib import Path
 import bench_helpers as sc
 
 from edgecompress.awslambda.bundle import build_lambda_zip, measure_cold_start
+from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.awslambda.target import interpreter_for
 from edgecompress.compressors.cluster import cluster_int8_onnx
 from edgecompress.data import load_sentences
 from edgecompress.model import TaskKind, TaskSpec
-from edgecompress.recipe import LambdaTarget
 
 TASK = TaskSpec(kind=TaskKind.embedding, data="sentences", metric="cosine")
 DECODE = "import decoder, json, time; t=time.perf_counter(); decoder.load_files('{s}', '{w}'); " \

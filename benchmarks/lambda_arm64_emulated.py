@@ -30,11 +30,11 @@ from bench_helpers import cpu_info  # noqa: E402
 
 from edgecompress.awslambda import checks, emucheck, emulate  # noqa: E402
 from edgecompress.awslambda.bundle import _model_hint, build_lambda_zip  # noqa: E402
+from edgecompress.awslambda.options import LambdaTarget  # noqa: E402
 from edgecompress.awslambda.target import interpreter_for  # noqa: E402
 from edgecompress.errors import ValidationError  # noqa: E402
 from edgecompress.loaders import load_onnx  # noqa: E402
 from edgecompress.model import TaskKind, TaskSpec  # noqa: E402
-from edgecompress.recipe import LambdaTarget  # noqa: E402
 from tests.awslambda.lambda_models import digits_int8_onnx  # noqa: E402
 
 EMBED = TaskSpec(kind=TaskKind.embedding, data="sentences", metric="cosine", max_length=128)

@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 from bench_helpers import minilm_int8_onnx  # noqa: E402
 
 from edgecompress.awslambda.bundle import build_lambda_zip, measure_cold_start  # noqa: E402
+from edgecompress.awslambda.options import LambdaTarget  # noqa: E402
 from edgecompress.awslambda.sizes import mib  # noqa: E402
 from edgecompress.model import TaskKind, TaskSpec  # noqa: E402
-from edgecompress.recipe import LambdaTarget  # noqa: E402
 
 
 def main() -> None:

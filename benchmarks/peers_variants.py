@@ -275,7 +275,7 @@ def _basic(ctx, work: Path) -> Path:
 def lambda_zip(bundle, path: Path, work: Path, io=None) -> tuple[int | None, str]:
     try:
         from edgecompress.awslambda.bundle import build_lambda_zip
-        from edgecompress.recipe import LambdaTarget
+        from edgecompress.awslambda.options import LambdaTarget
     except ImportError:
         return None, "zip: edgecompress.awslambda.bundle not available"
     try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecompress import __version__, loaders
+from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.context import RunContext
 from edgecompress.data import DataSplits, check_fits, first_sample, load_dataset
 from edgecompress.errors import CompressorError, DataFileError, GateError
@@ -17,7 +18,7 @@ from edgecompress.gcp import stage as gcp_stage
 from edgecompress.model import ModelBundle, StepRecord
 from edgecompress.outdir import atomic_dir, sha256_file
 from edgecompress.progress import log
-from edgecompress.recipe import LambdaTarget, Recipe
+from edgecompress.recipe import Recipe
 from edgecompress.registry import COMPRESSORS, EXPORTERS
 from edgecompress.stages import file_io, package_and_report, package_file
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgecompress.awslambda.bundle import build_lambda_zip, tflite_io
+from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.errors import CompressError, ExportError
 from edgecompress.iospec import IOSpec
 from edgecompress.loaders import load_onnx
 from edgecompress.progress import log
-from edgecompress.recipe import LambdaTarget
 from edgecompress.report.build import benchmark_and_report
 from edgecompress.report.report import write_report
 

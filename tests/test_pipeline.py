@@ -8,10 +8,11 @@ from types import SimpleNamespace
 import pytest
 
 from edgecompress import __version__, stages
+from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.errors import CompressError, DataError
 from edgecompress.outdir import atomic_dir, sha256_file
 from edgecompress.pipeline import run_recipe, write_manifest
-from edgecompress.recipe import LambdaTarget, parse_recipe
+from edgecompress.recipe import parse_recipe
 from tests.conftest import DIGITS_WEIGHTS
 
 

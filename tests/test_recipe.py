@@ -123,7 +123,7 @@ def test_recipe_name_must_be_a_folder_name(write_recipe, name):
 
 
 def test_lambda_section_carries_allow_non_finite_to_each_target():
-    from edgecompress.recipe import LambdaSection
+    from edgecompress.awslambda.options import LambdaSection
 
     section = LambdaSection(arch=["arm64", "x86_64"], allow_non_finite=True)
     assert [t.allow_non_finite for t in map(section.for_arch, section.arch)] == [True, True]

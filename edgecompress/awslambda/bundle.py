@@ -32,13 +32,13 @@ from edgecompress.awslambda import trim as lambda_trim
 from edgecompress.awslambda import wheels as lambda_wheels
 from edgecompress.awslambda.checks import measure_cold_start  # noqa: F401 (public API)
 from edgecompress.awslambda.onnx_compat import adapt_model
+from edgecompress.awslambda.options import LambdaTarget, Storage
 from edgecompress.awslambda.target import Target
 from edgecompress.errors import ExportError
 from edgecompress.exporters.onnx import metadata as onnx_metadata
 from edgecompress.iospec import IOSpec, TensorSpec
 from edgecompress.model import TaskKind, TaskSpec
 from edgecompress.outdir import sha256_file
-from edgecompress.recipe import LambdaTarget, Storage
 from edgecompress.storage.encode import store_compressed
 
 ZIP_LEVEL = 9

@@ -9,13 +9,14 @@ import click
 from pydantic import ValidationError
 
 from edgecompress.awslambda.deploy import deploy_lambda, promote_alias, rollback_alias
+from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.awslambda.sizes import mib
 from edgecompress.cli.common import emit_json, force_option, handle_errors, json_option, out_option
 from edgecompress.gcp.stage import render_bundle
 from edgecompress.gcp.target import CloudRunTarget, GcpTarget
 from edgecompress.model import TaskKind, TaskSpec
 from edgecompress.pipeline import run_package_gcp, run_package_lambda
-from edgecompress.recipe import LambdaTarget, error_message
+from edgecompress.recipe import error_message
 
 
 def target_option(name: str, model=LambdaTarget, **extra):

@@ -10,9 +10,9 @@ import pytest
 from bench_helpers import minilm_int8_onnx
 
 from edgecompress.awslambda.bundle import build_lambda_zip, measure_cold_start
+from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.loaders import load_onnx
 from edgecompress.model import TaskKind, TaskSpec
-from edgecompress.recipe import LambdaTarget
 from tests.awslambda.lambda_models import digits_int8_onnx
 
 MIB = 1024 * 1024

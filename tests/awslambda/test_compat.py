@@ -15,10 +15,10 @@ from onnx import TensorProto, helper
 from edgecompress.awslambda import onnx_compat as lambda_onnx_compat
 from edgecompress.awslambda.bundle import build_lambda_zip
 from edgecompress.awslambda.onnx_compat import adapt_model
+from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.errors import ExportError
 from edgecompress.iospec import IOSpec, TensorSpec
 from edgecompress.model import TaskSpec
-from edgecompress.recipe import LambdaTarget
 from tests.awslambda import lambda_models
 
 IO = IOSpec(

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from edgecompress.awslambda.bundle import build_lambda_zip
+from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.cli.main import cli
 from edgecompress.loaders import load_onnx
 from edgecompress.model import TaskSpec
-from edgecompress.recipe import LambdaTarget
 from tests.awslambda.lambda_models import digits_int8_onnx
 
 ROLE = "arn:aws:iam::123456789012:role/edgecompress-lambda"

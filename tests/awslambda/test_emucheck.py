@@ -10,10 +10,10 @@ import pytest
 
 from edgecompress.awslambda import bundle
 from edgecompress.awslambda.bundle import build_lambda_zip
+from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.awslambda.target import Target
 from edgecompress.loaders import load_onnx
 from edgecompress.model import TaskSpec
-from edgecompress.recipe import LambdaTarget
 from tests.awslambda.lambda_models import digits_int8_onnx
 from tests.awslambda.test_emulate import emulation_or_skip
 

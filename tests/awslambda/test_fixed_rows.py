@@ -54,12 +54,12 @@ def test_rows_template_pads_cuts_and_concatenates():
 @pytest.mark.slow  # ~40 s idle: litert-torch conversion, wheels (cached after the first run), zip
 def test_tflite_text_classifier_zip_answers_texts(tmp_path):
     from edgecompress.awslambda.bundle import build_lambda_zip
+    from edgecompress.awslambda.options import LambdaTarget
     from edgecompress.context import RunContext
     from edgecompress.data import load_sentences
     from edgecompress.exporters.tflite.exporter import TFLiteConfig, export_tflite
     from edgecompress.loaders import load_hf
     from edgecompress.model import TaskKind, TaskSpec
-    from edgecompress.recipe import LambdaTarget
     from tests.conftest import build_tiny_bert
 
     folder = build_tiny_bert(tmp_path / "cls", layers=2, classifier=True)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from edgecompress.awslambda.bundle import build_lambda_zip, tflite_io
+from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.iospec import IOSpec, TensorSpec
 from edgecompress.model import TaskSpec
-from edgecompress.recipe import LambdaTarget
 from tests.awslambda.lambda_models import tiny_int8_tflite
 
 NAMES = IOSpec(

@@ -17,13 +17,14 @@ import yaml
 
 from edgecompress.awslambda import snapstart
 from edgecompress.awslambda.bundle import build_lambda_zip
+from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.awslambda.selfcheck import ric_dir_for, unzip
 from edgecompress.awslambda.target import target_interpreter
 from edgecompress.errors import RecipeError
 from edgecompress.loaders import load_onnx
 from edgecompress.measure import cost, suite
 from edgecompress.model import TaskSpec
-from edgecompress.recipe import LambdaTarget, load_recipe
+from edgecompress.recipe import load_recipe
 from tests.awslambda.lambda_models import digits_int8_onnx
 
 REPO = Path(__file__).resolve().parents[2]

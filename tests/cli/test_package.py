@@ -11,10 +11,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from edgecompress.awslambda.options import LambdaSection, LambdaTarget
 from edgecompress.cli.main import cli
 from edgecompress.cli.package import lambda_, lambda_options
 from edgecompress.outdir import sha256_file
-from edgecompress.recipe import LambdaSection, LambdaTarget
 from tests.awslambda.lambda_models import digits_int8_onnx
 
 MALFORMED = {

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from edgecompress.awslambda.bundle import build_lambda_zip
+from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.compressors.cluster import ClusterConfig, cluster
 from edgecompress.loaders import load_onnx
 from edgecompress.model import TaskSpec
-from edgecompress.recipe import LambdaTarget
 from edgecompress.storage import encode
 from edgecompress.storage import format as fmt
 from tests.awslambda.lambda_models import digits_int8_onnx

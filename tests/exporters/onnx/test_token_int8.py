@@ -220,12 +220,12 @@ def test_minilm_int8_token_is_near_float_and_small(minilm_dir, tmp_path):
 def test_int8_token_runs_in_a_py311_lambda_zip(tiny_bert_dir, tmp_path):
     """onnxruntime 1.16.3 (python3.11 / Amazon Linux 2) loads and runs the rewritten graph."""
     from edgecompress.awslambda.bundle import build_lambda_zip
+    from edgecompress.awslambda.options import LambdaTarget
     from edgecompress.context import RunContext
     from edgecompress.data import load_sentences
     from edgecompress.exporters.onnx.exporter import OnnxConfig, export_onnx
     from edgecompress.loaders import load_hf
     from edgecompress.model import TaskKind, TaskSpec
-    from edgecompress.recipe import LambdaTarget
 
     task = TaskSpec(kind=TaskKind.embedding, data="sentences", metric="cosine")
     bundle = load_hf(tiny_bert_dir, task)
