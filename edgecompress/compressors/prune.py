@@ -18,9 +18,18 @@ from edgecompress.compressors.common import (
     sparsity,
     to_torch,
 )
+from edgecompress.compressors.distill import DistillConfig
+from edgecompress.compressors.distill_train import train_student
 from edgecompress.compressors.finetune import finetune, task_loss
 from edgecompress.compressors.heads import prune_heads
 from edgecompress.compressors.prune_channels import prune_structure
+from edgecompress.compressors.prune_targets import (
+    PruneTarget,
+    RoundTo,
+    reach_target,
+    resolve_round_to,
+    shares,
+)
 from edgecompress.compressors.targets import ChannelTargets
 from edgecompress.errors import CompressorError
 from edgecompress.model import TaskKind
@@ -52,6 +61,11 @@ class ChannelImportance(StrEnum):
     taylor = "taylor"
 
 
+class Recovery(StrEnum):
+    finetune = "finetune"
+    distill = "distill"
+
+
 class PruneConfig(StepConfig):
     """Prune weights, channels or attention heads, optionally fine-tuning afterwards."""
 
@@ -77,9 +91,16 @@ class PruneConfig(StepConfig):
         "(|weight x gradient| on calibration batches of the train split; labelled tasks).",
     )
     calibration_batches: int = Field(4, ge=1, description="structured/taylor: batches used.")
-    round_to: int = Field(
-        8, ge=1, description="structured: channels kept per group rounded to the nearest "
-        "multiple of this (1: no rounding; groups smaller than it are not rounded).",
+    target: PruneTarget | None = Field(
+        None,
+        description="structured: instead of amount, keep this share of the 'params', 'macs' "
+        "or onnxruntime p50 'latency' (batch 1, one thread), e.g. {macs: 0.4}; the amount is "
+        "searched (amount is then ignored).",
+    )
+    round_to: int | RoundTo = Field(
+        8, description="structured: channels kept per group rounded to the nearest "
+        "multiple of this (1: no rounding; groups smaller than it are not rounded); 'auto': "
+        "onnxruntime's NCHWc block on this CPU (16 with AVX-512F, else 8).",
     )  # fmt: skip
     min_channels: int = Field(1, ge=1, description="structured: per-layer floor of channels kept.")
     skip: list[str] = Field(
@@ -93,6 +114,12 @@ class PruneConfig(StepConfig):
         "(default: amount; 0 keeps every head).",
     )  # fmt: skip
     finetune_epochs: int = Field(0, ge=0, description="Epochs of fine-tuning after pruning.")
+    recovery: Recovery = Field(
+        Recovery.finetune,
+        description="How the finetune_epochs recover accuracy: 'finetune' on the task loss, or "
+        "'distill' from the unpruned model (KL at temperature 4 + 0.5 x task loss; embeddings: "
+        "MSE + cosine), best val epoch kept.",
+    )
     lr: float = Field(1e-3, gt=0.0, description="Fine-tuning learning rate (AdamW).")
     batch_size: int = Field(32, ge=1, description="Fine-tuning batch size.")
 
@@ -100,6 +127,10 @@ class PruneConfig(StepConfig):
     def _n_below_m(self):
         if self.n >= self.m:
             raise ValueError(f"n ({self.n}) must be smaller than m ({self.m})")
+        if isinstance(self.round_to, int) and self.round_to < 1:
+            raise ValueError(f"round_to must be >= 1 or 'auto', got {self.round_to}")
+        if self.target is not None and self.method != PruneMethod.structured:
+            raise ValueError("target needs method 'structured'")
         return self
 
 
@@ -150,8 +181,9 @@ def _make_permanent(module) -> None:
 
 def channel_targets(config: PruneConfig) -> ChannelTargets:
     return ChannelTargets(
-        amount=config.amount, round_to=config.round_to, min_channels=config.min_channels,
-        skip=tuple(config.skip), norm=config.norm.value, head_amount=config.head_amount,
+        amount=config.amount, round_to=resolve_round_to(config.round_to),
+        min_channels=config.min_channels, skip=tuple(config.skip), norm=config.norm.value,
+        head_amount=config.head_amount,
         taylor=config.importance == ChannelImportance.taylor,
     )  # fmt: skip
 
@@ -177,14 +209,33 @@ def _prune_module(bundle, config: PruneConfig, ctx) -> tuple[object, dict]:
         if config.importance == ChannelImportance.taylor:
             accumulate_gradients(module, bundle, ctx, config)
         inputs = to_torch(bundle, bundle.example_inputs)
-        stats.update(prune_structure(module, inputs, channel_targets(config)))
+        targets = channel_targets(config)
+        stats["round_to"] = targets.round_to
+        if config.target is not None:
+            targets, searched = reach_target(bundle, module, inputs, targets, config.target)
+            stats.update(searched, amount=targets.amount)
+        stats.update(prune_structure(module, inputs, targets))
         module.zero_grad(set_to_none=True)
+        stats.update(shares(bundle.module, module, inputs))
     elif config.method == PruneMethod.heads:
         stats["layers"] = prune_heads(module, config.amount)
     else:
         stats["scope"] = config.scope.value if config.method == PruneMethod.unstructured else None
         stats["skipped_layers"] = _apply_masks(module, config)
     return module, stats
+
+
+def recover(module, bundle, ctx, config: PruneConfig) -> str:
+    """Train the pruned ``module`` in place for ``config.finetune_epochs``; what was done."""
+    if config.recovery == Recovery.distill:
+        kd = DistillConfig(student="current", teacher="original", epochs=config.finetune_epochs,
+                           lr=config.lr, batch_size=config.batch_size, weight_decay=0.0,
+                           patience=config.finetune_epochs, seed=ctx.seed)  # fmt: skip
+        train_student(module, bundle.module, bundle, ctx, kd)
+        return "distill from the unpruned model"
+    finetune(module, bundle, ctx, config.finetune_epochs, config.lr, config.batch_size,
+             reference=bundle.module)  # fmt: skip
+    return "finetune"
 
 
 @register_compressor("prune", PruneConfig)
@@ -197,8 +248,7 @@ def prune(bundle, config: PruneConfig, ctx):
     pruned = bundle.replace(module=module.eval())
     stats["metric_after_prune"] = ctx.evaluate_bundle(pruned)["value"]
     if config.finetune_epochs:
-        finetune(module, bundle, ctx, config.finetune_epochs, config.lr, config.batch_size,
-                 reference=bundle.module)  # fmt: skip
+        stats["recovery"] = recover(module, bundle, ctx, config)
     _make_permanent(module)
     after = ctx.evaluate_bundle(pruned)
     stats.update(metric_stats(ctx, before, after))

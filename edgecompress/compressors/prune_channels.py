@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 from edgecompress.compressors.heads import find_encoder
 from edgecompress.compressors.prune_check import GroupPlan, cannot_follow, find_culprit, verify
 from edgecompress.compressors.prune_encoder import prune_encoder
+from edgecompress.compressors.prune_hf import prune_hf, prunes_hidden
+from edgecompress.compressors.prune_hf_cnn import prune_cnn_widths, prunes_cnn_widths
 from edgecompress.compressors.targets import ChannelTargets, check_skip_patterns, kept_channels
 from edgecompress.errors import CompressorError
 
@@ -70,7 +72,8 @@ def _left_whole(dg, group, entry) -> str | None:
 
 
 def _channel_groups(dg, group) -> int:
-    """Grouped convolutions (not depthwise) and GroupNorm prune the same channels per group."""
+    """Grouped convolutions (not depthwise) and GroupNorm prune the same channels per group:
+    the group count every member can split by (the least common multiple of theirs)."""
     import torch_pruning as tp
 
     found = [1]
@@ -84,7 +87,7 @@ def _channel_groups(dg, group) -> int:
             found.append(
                 pruner.get_out_channel_groups(m) if out else pruner.get_in_channel_groups(m)
             )
-    return max(found)
+    return math.lcm(*found)
 
 
 def _op_name(node) -> str:
@@ -193,6 +196,13 @@ def apply_plans(module: nn.Module, plans: list[GroupPlan], dg) -> list[GroupPlan
     return done
 
 
+def prune_unchecked(module: nn.Module, inputs: list[torch.Tensor], targets: ChannelTargets):
+    """Remove channel groups in place without the check against the original (for searches
+    over many candidate amounts; the pruning finally kept is checked by prune_channels)."""
+    dg, entry = build_graph(module, inputs)
+    apply_plans(module, plan_groups(dg, entry, module, targets)[0], dg)
+
+
 def prune_channels(module: nn.Module, inputs: list[torch.Tensor], targets: ChannelTargets) -> dict:
     """Remove channel groups from ``module`` in place; stats: one row per group."""
     check_skip_patterns(module, targets)
@@ -213,11 +223,18 @@ def prune_channels(module: nn.Module, inputs: list[torch.Tensor], targets: Chann
 
 
 def prune_structure(module: nn.Module, inputs: list[torch.Tensor], targets: ChannelTargets) -> dict:
-    """Structured pruning in place: heads and MLP channels of a Hugging Face encoder (BERT-style,
-    ViT) when ``module`` holds one, else channel groups through the whole graph."""
+    """Structured pruning in place: hidden width, heads and MLP channels of a Hugging Face
+    transformer with a head (prune_hf); heads and MLP channels of a Hugging Face encoder
+    (BERT-style, ViT) whose output is its hidden state or with layers skipped; HF ResNet and
+    ConvNeXt to the widths of their scaled config (prune_hf_cnn); else channel groups through
+    the whole graph."""
+    if prunes_hidden(module, targets):
+        return prune_hf(module, inputs, targets)
     if find_encoder(module) is not None:
         check_skip_patterns(module, targets)
         return prune_encoder(module, targets)
+    if prunes_cnn_widths(module, targets):  # HF ResNet/ConvNeXt: widths the config describes
+        return prune_cnn_widths(module, inputs, targets, build_graph)
     stats = prune_channels(module, inputs, targets)
     hf = next((m for m in module.modules() if hasattr(m, "save_pretrained")), None)
     if hf is not None and hasattr(hf, "config"):

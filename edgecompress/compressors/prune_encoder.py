@@ -8,7 +8,10 @@ magnitude (or Taylor score) of their row in ``intermediate.dense`` plus their co
 layer: when all layers keep the same width it is updated and ``save_pretrained`` /
 ``from_pretrained`` round-trip; when they differ (a layer left whole with ``skip``) the pruned
 module still runs, but transformers cannot rebuild it from its config: save the module itself
-(state_dict, .pt2, ONNX) instead. The hidden (residual) width is never pruned.
+(state_dict, .pt2, ONNX) instead. The hidden (residual) width is not pruned on this path: it
+is taken when the hidden state is the model's output (a bare encoder, e.g. a sentence-embedding
+model) or when ``skip`` leaves layers whole; a model with a head on top (a classifier) goes to
+prune_hf instead, which shrinks the hidden width too.
 """
 
 from __future__ import annotations

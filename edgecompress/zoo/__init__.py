@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgecompress.zoo.cnns import digits_concat, digits_mobilenet, digits_resnet
+from edgecompress.zoo.cnns import digits_concat, digits_mobilenet, digits_resnet, digits_resnext
 from edgecompress.zoo.specs import DIGITS_IO
 
 __all__ = ["DIGITS_IO", "digits_cnn", "digits_cnn_small", "digits_concat", "digits_mobilenet",
-           "digits_resnet"]  # fmt: skip
+           "digits_resnet", "digits_resnext"]  # fmt: skip
 
 
 class DigitsCNN(nn.Module):

@@ -2,7 +2,8 @@
 
 They are what structured pruning has to follow through a graph: residual adds with projection
 shortcuts (``digits_resnet``), inverted residuals with depthwise convolutions, squeeze-excite
-gates and hardswish (``digits_mobilenet``), and channel concatenation (``digits_concat``).
+gates and hardswish (``digits_mobilenet``), channel concatenation (``digits_concat``), and
+grouped convolutions with GroupNorm (``digits_resnext``).
 No trained weights ship for them: ``benchmarks/pruning.py`` trains them on digits.
 """
 
@@ -152,3 +153,45 @@ def digits_mobilenet(width: int = 16) -> DigitsMobileNet:
 def digits_concat(width: int = 16) -> DigitsConcatNet:
     """Inception/DenseNet-style: channel concatenations feeding a conv and a flatten->Linear."""
     return DigitsConcatNet(width=width)
+
+
+def _conv_gn(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.GroupNorm(4, cout)
+    )
+
+
+class ResNeXtBlock(nn.Module):
+    """1x1 reduce, grouped 3x3 (4 groups, not depthwise), 1x1 expand, GroupNorm, residual."""
+
+    def __init__(self, cin: int, mid: int, cout: int, stride: int = 1, groups: int = 4):
+        super().__init__()
+        self.reduce, self.expand = _conv_gn(cin, mid), _conv_gn(mid, cout)
+        self.grouped = _conv_gn(mid, mid, 3, stride, groups)
+        self.shortcut = _conv_gn(cin, cout, 1, stride) if stride != 1 or cin != cout else None
+
+    def forward(self, x):
+        y = self.expand(torch.relu(self.grouped(torch.relu(self.reduce(x)))))
+        return torch.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class DigitsResNeXt(nn.Module):
+    """ResNeXt-style for 8x8 digits: grouped convolutions and GroupNorm (no BatchNorm)."""
+
+    io_spec = DIGITS_IO
+
+    def __init__(self, width: int = 32, num_classes: int = 10):
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(_conv_gn(1, w, 3), nn.ReLU())
+        self.blocks = nn.Sequential(ResNeXtBlock(w, w, w), ResNeXtBlock(w, 2 * w, 2 * w, 2))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(2 * w, num_classes)
+
+    def forward(self, image):
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(image))), 1))
+
+
+def digits_resnext(width: int = 32) -> DigitsResNeXt:
+    """ResNeXt-style: grouped (not depthwise) 3x3 convs and GroupNorm, residual adds."""
+    return DigitsResNeXt(width=width)

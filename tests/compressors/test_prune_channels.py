@@ -85,8 +85,8 @@ def test_half_the_channels_of_real_architectures(factory, run_ctx, digits_data, 
     assert [v.shape for v in after.values()] == [v.shape for v in before.values()] == [(32, 10)]
     assert _onnx_diff(pruned, images, tmp_path) < 1e-4
     assert bundle.param_count() == load_factory(factory, None, TaskSpec()).param_count()
-    if factory.endswith("hf_resnet"):  # channel groups: the HF config cannot follow them
-        assert stats["hf_config"].startswith("not updated: ResNetConfig")
+    if factory.endswith("hf_resnet"):  # widths the config describes (prune_hf_cnn)
+        assert stats["hf_config"].startswith("updated (embedding_size=8, hidden_sizes=[8, 16])")
 
 
 def test_residual_depthwise_and_squeeze_excite_shrink_together(run_ctx):
@@ -119,7 +119,7 @@ def test_transformers_vit_heads_and_mlp_with_a_reloadable_config(run_ctx, digits
     pruned, stats = prune(load_factory(f"{__name__}:hf_vit", None, TaskSpec()), HALF, run_ctx)
     vit = pruned.module.model
     assert [(r["heads_after"], r["intermediate_after"]) for r in stats["layers"]] == [(2, 64)] * 2
-    assert vit.config.intermediate_size == 64 and len(vit.config.pruned_heads[0]) == 2
+    assert (vit.config.intermediate_size, vit.config.num_attention_heads) == (64, 2)
     vit.save_pretrained(tmp_path / "vit")
     reloaded = ViTForImageClassification.from_pretrained(tmp_path / "vit").eval()
     images = torch.from_numpy(digits_data.test.x[:8])
@@ -296,5 +296,24 @@ def test_residual_add_with_the_input_keeps_those_channels(digits_bundle, run_ctx
 
 
 def test_data_dependent_control_flow_needs_no_tracing(digits_bundle, run_ctx):
+    torch.manual_seed(0)  # weights whose gate takes the same branch with half the channels cut
     pruned, _ = prune(_bundle(Untraceable(), digits_bundle), HALF, run_ctx)
     assert pruned.module.fc.out_features == 8 and pruned.module.out.in_features == 8
+
+
+def test_grouped_convs_and_groupnorm_prune_reload_and_export(run_ctx, digits_data, tmp_path):
+    factory = "edgecompress.zoo:digits_resnext"  # groups=4 convs, GroupNorm(4)
+    bundle = load_factory(factory, None, TaskSpec())
+    pruned, stats = prune(bundle, HALF, run_ctx)
+    assert pruned.param_count() <= 0.6 * bundle.param_count(), stats
+    block = pruned.module.blocks[1]
+    assert (block.grouped[0].groups, block.grouped[0].out_channels) == (4, 32)  # 64 -> 32
+    assert block.grouped[1].num_groups == 4 and block.grouped[1].num_channels == 32
+    images = {"image": digits_data.test.x[:32]}
+    assert next(iter(torch_run(pruned)(images).values())).shape == (32, 10)
+    assert _onnx_diff(pruned, images, tmp_path) < 1e-4
+    torch.save(pruned.module.state_dict(), tmp_path / "pruned.pt")
+    rebuilt, _ = prune(load_factory(factory, None, TaskSpec()), HALF, run_ctx)  # same shapes
+    rebuilt.module.load_state_dict(torch.load(tmp_path / "pruned.pt", weights_only=True))
+    want, got = torch_run(pruned)(images), torch_run(rebuilt)(images)
+    assert np.allclose(next(iter(got.values())), next(iter(want.values())), atol=1e-6)
