@@ -6,8 +6,9 @@ fusions (fused.onnx, fused-noattn.onnx), then prints one table: p50 at batch 1 /
 1 thread (interleaved with the float ONNX model, and the ratio to it), mean / min cosine to
 the torch fp32 embeddings and nearest-neighbour agreement over the 514 test sentences
 (each at batch 1, its own length; ``--split val`` for the 256 validation sentences, which is
-how int8-token's 8 outlier channels were chosen). The ``token-int8*`` candidates are
-edgecompress's int8-token pass (edgecompress/exporters/onnx/token_int8.py).
+how int8-token's 8 outlier channels were chosen); ``--profile`` adds each candidate's time by
+op type (onnxruntime's profiler, batch 1 / length 128 / 1 thread). The ``token-*`` candidates
+are edgecompress's int8-token pass (edgecompress/exporters/onnx/token_int8.py).
 """
 
 from __future__ import annotations
@@ -147,6 +148,15 @@ def candidates(files: dict[str, Path], work: Path, calib: list[dict]) -> dict:
         "token-int8-k16": lambda: token(
             files["raw"], w / "token-k16.onnx", calib, True, outliers=16
         ),
+        # dead ends (issue 20): DynamicQuantizeMatMul on row-normalised inputs, ~12 nodes per
+        # group instead of ~29, yet no faster at 1 thread and less accurate (int8-token-profile.md)
+        "token-fused-all": lambda: token(
+            files["raw"], w / "tf-all.onnx", calib, **FUSED, per_token="all"
+        ),
+        "token-fused-auto": lambda: token(files["raw"], w / "tf-auto.onnx", calib, **FUSED),
+        "token-fused-none": lambda: token(
+            files["raw"], w / "tf-none.onnx", calib, **FUSED, per_token="none"
+        ),
         "smooth50-dyn-pc-s8": lambda: dynamic(
             smooth(f, w / "sm50.onnx", calib, 0.5), w / "sm50-dyn.onnx"
         ),
@@ -159,9 +169,12 @@ def candidates(files: dict[str, Path], work: Path, calib: list[dict]) -> dict:
     }
 
 
-def token(src: Path, dst: Path, feeds, gather=True, gptq=True, outliers=8) -> Path:
+FUSED = {"scheme": "fused"}
+
+
+def token(src: Path, dst: Path, feeds, gather=True, gptq=True, outliers=8, **kw) -> Path:
     """int8-token (edgecompress/exporters/onnx/token_int8.py) as the exporter runs it;
-    ``gather`` False: the embedding tables stay float."""
+    ``gather`` False: the embedding tables stay float; ``kw``: scheme, per_token, tolerance."""
     from edgecompress.exporters.onnx.token_int8 import quantize_token_int8
 
     quantize_token_int8(
@@ -171,6 +184,7 @@ def token(src: Path, dst: Path, feeds, gather=True, gptq=True, outliers=8) -> Pa
         outlier_channels=outliers,
         use_gptq=gptq,
         embeddings=gather,
+        **kw,
     )
     return dst
 
@@ -188,6 +202,37 @@ def evaluate(path: Path, acc_feeds: list[dict], reference) -> dict:
     return sc.embedding_quality(reference, emb) | {"mib": sc.file_mib(path)}
 
 
+def profile_by_op(path: Path, feeds: list[dict], runs: int, threads: int = 1) -> str:
+    """onnxruntime's profiler (SessionOptions.enable_profiling) over ``runs`` calls after 3
+    warmups: ms per call and nodes per call by op type, most expensive first."""
+    import json
+    import os
+    import tempfile
+    from collections import Counter
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="ort-prof-"), "p")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    wanted = [i.name for i in session.get_inputs()]
+    for i in range(3 + runs):
+        session.run(None, {k: feeds[i % len(feeds)][k] for k in wanted})
+    trace = Path(session.end_profiling())
+    events = [e for e in json.loads(trace.read_text()) if e.get("cat") == "Node"]
+    trace.unlink()
+    spent, count = Counter(), Counter()
+    for e in events:
+        if e["name"].endswith("_kernel_time"):
+            spent[e["args"]["op_name"]] += e["dur"] / 1000 / (3 + runs)
+            count[e["args"]["op_name"]] += 1 / (3 + runs)
+    rows = [f"| {op} | {ms:.3f} | {count[op]:.0f} |" for op, ms in spent.most_common()]
+    total = f"| **all kernels** | **{sum(spent.values()):.2f}** | {sum(count.values()):.0f} |"
+    return "\n".join(["| op type | ms / call | nodes |", "|---|---:|---:|", *rows, total])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=60)
@@ -196,6 +241,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--split", default="test", choices=["val", "test"], help="sentences for accuracy"
     )
+    parser.add_argument("--profile", action="store_true", help="op-type profile per candidate")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     from edgecompress.data import load_sentences
@@ -228,6 +274,8 @@ def main(argv=None) -> int:
             f"{1 - quality['mean_cos']:8.2e}",
             flush=True,
         )
+        if args.profile:
+            print(profile_by_op(path, l128, args.runs), flush=True)
     return 0
 
 

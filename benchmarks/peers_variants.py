@@ -242,7 +242,8 @@ def build_g(bundle, work, ctx) -> Variant:
     oq.compact_names(path)
     note = (
         f"int8-token: {details['matmuls']} MatMuls in {details['groups']} groups, "
-        f"{details['outlier_channels']} float outlier channels, {details['weights']} weights"
+        f"{details['outlier_channels']} float outlier channels, {details['weights']} weights, "
+        f"{details['scheme']} graph"
     )
     variant = ort_variant("g", path, note)
     if not ctx["no_zip"]:

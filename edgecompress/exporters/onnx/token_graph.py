@@ -68,8 +68,11 @@ class GroupBuilder:
         src, x_out = self._split_outliers(x2, k_dim, outliers)
         q, s_col, corr_col, ones_col = self._quantize_rows(src)
         y = self._matmul(q, s_col, corr_col, ones_col, x_out, members)
-        shape = self.node("Shape", [x], "shape")
-        lead = self.node("Slice", [shape, *self._ints("lead", 0, -1)], "lead")
+        if self.opset >= 15:  # Shape's start / end attributes: one node instead of two
+            lead = self.node("Shape", [x], "lead", start=0, end=-1)
+        else:
+            shape = self.node("Shape", [x], "shape")
+            lead = self.node("Slice", [shape, *self._ints("lead", 0, -1)], "lead")
         n_total = sum(len(m.scale) for m in members)
         shape = self.node("Concat", [lead, self.const("n", np.array([n_total]))], "oshape", axis=0)
         y = self.node("Reshape", [y, shape], "y")
@@ -111,8 +114,7 @@ class GroupBuilder:
         )
         q = self.node("QuantizeLinear", [x2, s_row, zp], "q", axis=0)
         corr = self.node("Mul", [centre, s_col], "corr")
-        zeros = self.node("Mul", [s_col, self.const("zero", np.float32(0))], "zeros")
-        ones = self.node("Add", [zeros, self.const("one", np.float32(1))], "ones")
+        ones = self.node("Div", [s_col, s_col], "ones")  # s_col >= 1e-10 / 254: exactly 1
         return q, s_col, corr, ones
 
     def _matmul(self, q, s_col, corr_col, ones_col, x_out, members: list[Member]) -> str:

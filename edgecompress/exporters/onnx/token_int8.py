@@ -22,14 +22,16 @@ EPYC): mean / min cosine 0.9998 / 0.9994 (dynamic int8: 0.9934 / 0.9813), neighb
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgecompress.errors import ExportError
 from edgecompress.exporters.onnx.gptq import gptq, round_to_nearest
+from edgecompress.exporters.onnx.token_fused import FusedGroupBuilder
 from edgecompress.exporters.onnx.token_graph import GroupBuilder, Member
+from edgecompress.exporters.onnx.token_sensitivity import plan_input
 from edgecompress.progress import log
 
 
@@ -86,11 +88,15 @@ class InputStats:
     amax: np.ndarray  # [K] max |x| per channel
     xtx: np.ndarray  # [K, K] sum of x xᵀ over rows
     rows: int = 0
+    sample: list = field(default_factory=list)  # the first SAMPLE_ROWS rows, for choose_per_token
 
     def add(self, x2: np.ndarray) -> None:
         self.amax = np.maximum(self.amax, np.abs(x2).max(0))
         x64 = x2.astype(np.float64)
         self.xtx += x64.T @ x64
+        room = SAMPLE_ROWS - sum(len(s) for s in self.sample)
+        if room > 0:
+            self.sample.append(x2[:room].astype(np.float32))
         self.rows += len(x2)
 
 
@@ -131,6 +137,10 @@ def _rows(value: np.ndarray, keep) -> np.ndarray:
     return value.reshape(-1, value.shape[-1])
 
 
+SAMPLE_ROWS = 2048
+SCHEMES = ("exact", "fused")  # token_graph.py (default) | token_fused.py (not faster: see docs)
+
+
 def quantize_token_int8(
     src: Path,
     dst: Path,
@@ -139,10 +149,22 @@ def quantize_token_int8(
     exclude: list[str] | None = None,
     use_gptq: bool = True,
     embeddings: bool = True,
+    scheme: str = "exact",
+    per_token: str = "auto",
+    tolerance: float = 1.5,
 ) -> dict:
-    """Write ``dst``: ``src`` with every constant-weight MatMul as an int8-token group."""
+    """Write ``dst``: ``src`` with every constant-weight MatMul as an int8-token group.
+
+    ``scheme`` exact: per-row scale and zero point, MatMulIntegerToFloat and a rank-(k+2)
+    correction (token_graph.py); fused: onnxruntime's DynamicQuantizeMatMul on row-normalised
+    inputs (token_fused.py; fewer nodes, but not measurably faster here and less accurate:
+    benchmarks/results/int8-token-profile.md). ``per_token`` (fused only): all (per-token with
+    outlier channels everywhere) | none (per-tensor with outlier channels) | auto (per input,
+    the cheapest form within ``tolerance`` x the least estimated noise: token_sensitivity)."""
     import onnx
 
+    if scheme not in SCHEMES:
+        raise ExportError(f"int8-token: scheme '{scheme}' is not one of {', '.join(SCHEMES)}")
     started = time.perf_counter()
     model = onnx.load(str(src))
     groups = find_targets(model.graph, exclude or [])
@@ -151,10 +173,17 @@ def quantize_token_int8(
     log.info("int8-token: calibrating %d MatMul inputs", len(groups))
     stats = calibrate(model, list(groups), batches)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
-    built = [
-        _build_group(f"tq{i}", x, targets, stats[x], outlier_channels, use_gptq, opset)
-        for i, (x, targets) in enumerate(groups.items())
-    ]
+    plans = {x: _plan(x, stats[x], outlier_channels, scheme, per_token, tolerance) for x in groups}
+    built = []
+    for i, (x, targets) in enumerate(groups.items()):
+        token_rows, outliers = plans[x]
+        members = _members(targets, stats[x], outliers, use_gptq)
+        if scheme == "exact":
+            builder = GroupBuilder(f"tq{i}", opset)
+        else:
+            builder = FusedGroupBuilder(f"tq{i}", opset, per_token=token_rows)
+        builder.build(x, len(stats[x].amax), outliers, members)
+        built.append(builder)
     _splice(model, groups, built)
     tables = quantize_embedding_tables(model) if embeddings else 0
     onnx.save(model, str(dst))
@@ -162,6 +191,9 @@ def quantize_token_int8(
         "int8_token": {
             "matmuls": sum(len(t) for t in groups.values()),
             "groups": len(groups),
+            "scheme": scheme,
+            "per_token_groups": sum(p[0] for p in plans.values()),
+            "outlier_groups": sum(len(p[1]) > 0 for p in plans.values()),
             "outlier_channels": outlier_channels,
             "weights": "gptq" if use_gptq else "round-to-nearest",
             "embedding_tables_int8": tables,
@@ -171,12 +203,29 @@ def quantize_token_int8(
     }
 
 
-def _build_group(prefix, x, targets, stats: InputStats, outliers: int, use_gptq: bool, opset):
+def _plan(x: str, stats: InputStats, k: int, scheme: str, policy: str, tolerance: float):
+    """(per-token scales?, the outlier channels kept float) for the input ``x``."""
+    idx = _outliers(x, stats, k)
+    if scheme == "exact" or policy == "all":
+        return True, idx
+    if policy == "none":
+        return False, idx
+    if policy != "auto":
+        raise ExportError(f"int8-token: per_token '{policy}' is not one of all, none, auto")
+    token, keep = plan_input(np.concatenate(stats.sample), idx, tolerance)
+    return token, idx if keep else idx[:0]
+
+
+def _outliers(x: str, stats: InputStats, outliers: int) -> np.ndarray:
+    """The ``outliers`` input channels of largest calibrated max |x| (at most K / 8), sorted."""
     if stats.rows == 0:
         raise ExportError(f"int8-token: calibration saw no rows of '{x}'")
-    k_dim = len(stats.amax)
-    k = min(outliers, k_dim // 8)
-    idx = np.sort(np.argsort(-stats.amax)[:k]).astype(np.int64)
+    k = min(outliers, len(stats.amax) // 8)
+    return np.sort(np.argsort(-stats.amax)[:k]).astype(np.int64)
+
+
+def _members(targets, stats: InputStats, idx: np.ndarray, use_gptq: bool) -> list[Member]:
+    """Each MatMul's int8 weights (outlier rows zeroed, GPTQ on E[x xT]) and float rows."""
     hessian = stats.xtx / stats.rows
     hessian[idx, :] = 0
     hessian[:, idx] = 0
@@ -186,9 +235,7 @@ def _build_group(prefix, x, targets, stats: InputStats, outliers: int, use_gptq:
         w[idx, :] = 0  # the outlier rows are multiplied in float
         q, scale = gptq(w, hessian) if use_gptq else round_to_nearest(w)
         members.append(Member(t.output, q, scale, t.bias, t.weight[idx, :]))
-    builder = GroupBuilder(prefix, opset)
-    builder.build(x, k_dim, idx, members)
-    return builder
+    return members
 
 
 def _splice(model, groups: dict[str, list[Target]], built: list) -> None:

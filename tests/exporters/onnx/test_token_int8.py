@@ -14,6 +14,7 @@ from edgecompress.exporters.onnx.token_int8 import (
     quantize_embedding_tables,
     quantize_token_int8,
 )
+from edgecompress.exporters.onnx.token_sensitivity import noise_gain
 
 K, N1, N2 = 64, 48, 40
 
@@ -70,20 +71,33 @@ def two_matmuls(tmp_path):
     return src, calib, rng
 
 
-@pytest.mark.parametrize("opset", [17, 18])
-def test_group_matches_float_far_better_than_dynamic(tmp_path, opset):
+FUSED_OPS = {"DynamicQuantizeMatMul": 1, "MatMul": 1, "Split": 1, "Gather": 1}  # MatMul: outliers
+EXACT_OPS = {"MatMulIntegerToFloat": 1, "Gemm": 1, "Split": 1, "Gather": 1, "MatMul": 0}
+
+
+@pytest.mark.parametrize(
+    ("opset", "scheme", "per_token", "ops"),
+    [
+        (17, "fused", "all", FUSED_OPS | {"Div": 1, "ReduceMax": 1}),
+        (18, "fused", "none", FUSED_OPS | {"Div": 0, "ReduceMax": 0}),
+        (17, "exact", "auto", EXACT_OPS),
+        (18, "exact", "auto", EXACT_OPS),
+    ],
+)
+def test_group_matches_float_far_better_than_dynamic(tmp_path, opset, scheme, per_token, ops):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     rng = np.random.default_rng(1)
     src, dst, dyn = tmp_path / "f.onnx", tmp_path / "t.onnx", tmp_path / "d.onnx"
     _two_matmul_model(src, rng, opset)
     calib = [{"x": _activations(rng, 2, 16)} for _ in range(8)]
-    details = quantize_token_int8(src, dst, calib)["int8_token"]
+    details = quantize_token_int8(src, dst, calib, scheme=scheme, per_token=per_token)
+    details = details["int8_token"]
     assert details["matmuls"] == 2 and details["groups"] == 1 and details["weights"] == "gptq"
+    assert details["scheme"] == scheme
     quantize_dynamic(str(src), str(dyn), per_channel=True, weight_type=QuantType.QInt8)
-    ops = [n.op_type for n in onnx.load(str(dst)).graph.node]
-    assert ops.count("MatMulIntegerToFloat") == 1 and "Split" in ops and "Gather" in ops
-    assert "MatMul" not in ops and ops.count("Gemm") == 1  # only the small float rank-(k+2) one
+    got_ops = [n.op_type for n in onnx.load(str(dst)).graph.node]
+    assert {op: got_ops.count(op) for op in ops} == ops
     for batch, length in ((1, 7), (3, 33)):  # dynamic batch and length, unseen in calibration
         x = _activations(rng, batch, length)
         ref = _run(src, x)
@@ -92,6 +106,51 @@ def test_group_matches_float_far_better_than_dynamic(tmp_path, opset):
         token_err, dyn_err = _rel_err(ref, got), _rel_err(ref, _run(dyn, x))
         assert token_err < 0.01, token_err
         assert token_err < dyn_err / 4, (token_err, dyn_err)
+
+
+def test_per_token_rows_beat_per_tensor_where_token_ranges_differ(two_matmuls, tmp_path):
+    """Rows 50x apart in range: the fused per-token path is several times closer to float than
+    per-tensor, and ``auto`` picks it."""
+    src, _, rng = two_matmuls
+
+    def spread(length):  # each token's range 0.05x or 2.5x
+        x = _activations(rng, 2, length) * rng.choice([0.05, 2.5], (2, length, 1))
+        return x.astype(np.float32)
+
+    calib = [{"x": spread(16)} for _ in range(8)]
+    x = spread(24)
+    ref, errors = _run(src, x), {}
+    for policy in ("all", "none", "auto"):
+        dst = tmp_path / f"{policy}.onnx"
+        details = quantize_token_int8(src, dst, calib, scheme="fused", per_token=policy)
+        details = details["int8_token"]
+        got = _run(dst, x)  # the small tokens' error counts: mean relative error per row
+        errors[policy] = float(
+            np.mean(np.linalg.norm(ref - got, axis=-1) / np.linalg.norm(ref, axis=-1))
+        )
+    assert details["per_token_groups"] == 1 and details["scheme"] == "fused"  # auto's pick
+    assert errors["all"] < errors["none"] / 3, errors
+    assert errors["auto"] == errors["all"]
+
+
+def test_noise_gain_is_one_for_rows_of_one_range():
+    rng = np.random.default_rng(3)
+    rows = rng.uniform(-1, 1, (256, 32))
+    rows[:, 0], rows[:, 1] = 1, -1  # every row spans [-1, 1] exactly
+    assert noise_gain(rows, np.array([], np.int64)) == pytest.approx(1.0, rel=0.05)
+    rows[::2] *= 0.1
+    assert noise_gain(rows, np.array([], np.int64)) > 10  # half the rows 10x smaller
+    rows[:, 5] = 1e3  # an outlier channel: left out, it sets nothing
+    assert noise_gain(rows, np.array([5])) > 10
+
+
+def test_unknown_scheme_is_a_clear_error(two_matmuls, tmp_path):
+    src, calib, _ = two_matmuls
+    with pytest.raises(ExportError, match="scheme 'fast' is not one of exact, fused"):
+        quantize_token_int8(src, tmp_path / "o.onnx", calib, scheme="fast")
+    with pytest.raises(ExportError, match="per_token 'some' is not one of all, none, auto"):
+        quantize_token_int8(src, tmp_path / "o.onnx", calib, scheme="fused", per_token="some")
+    assert not (tmp_path / "o.onnx").exists()
 
 
 def test_outlier_channels_carry_the_accuracy(two_matmuls, tmp_path):
