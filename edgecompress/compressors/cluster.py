@@ -16,6 +16,7 @@ from enum import StrEnum
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from edgecompress.compressors.codebook_gptq import row_codebooks, snap_rows
 from edgecompress.compressors.common import metric_stats, prunable_weights, size_bytes
 from edgecompress.compressors.finetune import finetune
 from edgecompress.errors import CompressorError
@@ -51,6 +52,16 @@ class ClusterConfig(StepConfig):
         "whole model fits (fine-tuning happens after the choice).",
     )  # fmt: skip
     min_bits: int = Field(2, ge=2, le=8, description="Budget search: fewest bits tried.")
+    bias_bits: int | None = Field(
+        None, ge=2, le=8,
+        description="Share each layer's bias too: k-means with this many bits (fine-tuned "
+        "with the weights); None keeps the biases as they are.",
+    )  # fmt: skip
+    float16_codebooks: bool = Field(
+        False,
+        description="Round the centroids to float16 values (straight-through while "
+        "fine-tuning), so coded storage keeps float16 codebooks and decodes bit-identically.",
+    )
     finetune_epochs: int = Field(0, ge=0, description="Epochs of centroid fine-tuning.")
     lr: float = Field(1e-4, gt=0.0, description="Fine-tuning learning rate (AdamW).")
     batch_size: int = Field(32, ge=1, description="Fine-tuning batch size.")
@@ -142,6 +153,8 @@ def cluster_weight(weight, bits: int, config: ClusterConfig, seed: int = 0):
     centroids, idx = kmeans_1d(w[mask], 2**bits, config.init, config.iterations, seed=seed)
     indices = np.zeros(w.shape, np.int64)
     indices[mask] = idx
+    if config.float16_codebooks:
+        centroids = centroids.astype(np.float16)
     book = torch.from_numpy(centroids.astype(np.float32).reshape(-1))
     if book.numel() == 0:
         book = torch.zeros(1)
@@ -155,14 +168,18 @@ def _shared_parametrization():
     class SharedWeight(nn.Module):
         """weight = codebook[indices] where the mask keeps it, exactly 0 elsewhere."""
 
-        def __init__(self, codebook, indices, mask):
+        def __init__(self, codebook, indices, mask, half: bool = False):
             super().__init__()
             self.codebook = nn.Parameter(codebook)
             self.register_buffer("indices", indices)
             self.register_buffer("mask", mask)
+            self.half = half  # centroids used as float16 values (straight-through gradient)
 
         def forward(self, _original):
-            return torch.where(self.mask, self.codebook[self.indices], 0.0)
+            book = self.codebook
+            if self.half:
+                book = book + (book.half().float() - book).detach()
+            return torch.where(self.mask, book[self.indices], 0.0)
 
     return SharedWeight
 
@@ -177,15 +194,18 @@ def apply_sharing(module, bits: dict[str, int], config: ClusterConfig, trainable
     layers = dict(prunable_weights(module))
     for i, (name, b) in enumerate(bits.items()):
         layer = layers[name]
-        book, idx, mask = cluster_weight(layer.weight, b, config, seed=i)
-        if trainable:
-            parametrize.register_parametrization(
-                layer, "weight", shared(book, idx, mask), unsafe=True
-            )
-            layer.parametrizations.weight.original.requires_grad_(False)
-        else:
-            with torch.no_grad():
-                layer.weight.copy_(torch.where(mask, book[idx], 0.0))
+        kinds = [("weight", b)]
+        if config.bias_bits and getattr(layer, "bias", None) is not None:
+            kinds.append(("bias", config.bias_bits))
+        for kind, kind_bits in kinds:
+            book, idx, mask = cluster_weight(getattr(layer, kind), kind_bits, config, seed=i)
+            if trainable:
+                share = shared(book, idx, mask, config.float16_codebooks)
+                parametrize.register_parametrization(layer, kind, share, unsafe=True)
+                getattr(layer.parametrizations, kind).original.requires_grad_(False)
+            else:
+                with torch.no_grad():
+                    getattr(layer, kind).copy_(torch.where(mask, book[idx], 0.0))
 
 
 def bake(module) -> None:
@@ -193,8 +213,9 @@ def bake(module) -> None:
     from torch.nn.utils import parametrize
 
     for _, layer in prunable_weights(module):
-        if parametrize.is_parametrized(layer, "weight"):
-            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+        for kind in ("weight", "bias"):
+            if parametrize.is_parametrized(layer, kind):
+                parametrize.remove_parametrizations(layer, kind, leave_parametrized=True)
 
 
 def coded_bits(module, bits: dict[str, int], gap_bits: int = 5) -> dict:
@@ -282,24 +303,39 @@ def cluster_int8_array(array: np.ndarray, bits: int, init: CentroidInit = Centro
     return lut[array.astype(np.int64) - info.min]
 
 
-def cluster_int8_onnx(src, dst, bits: int, min_elements: int = 4096) -> list[str]:
+def cluster_int8_onnx(
+    src, dst, bits: int, min_elements: int = 4096, per_channel: bool = False
+) -> list[str]:
     """Write ``dst``: the ONNX model ``src`` with every int8 / uint8 initializer of at least
-    ``min_elements`` values clustered to 2**bits levels; returns the names changed."""
+    ``min_elements`` values clustered to 2**bits levels (``per_channel``: 2-D int8 ones with
+    one codebook per output column, per row for a table a Gather reads: the "columns" /
+    "rows" storage layouts); returns the names changed."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(src))
     inits = {init.name: init for init in model.graph.initializer}
+    gathered = {n.input[0] for n in model.graph.node if n.op_type == "Gather"}
     changed = []
     for init in list(model.graph.initializer):
         array = numpy_helper.to_array(init)
         if array.dtype in (np.int8, np.uint8) and array.size >= min_elements:
-            clustered = cluster_int8_array(array, bits)
+            if per_channel and array.dtype == np.int8 and array.ndim == 2:
+                clustered = cluster_int8_channels(array, bits, init.name in gathered)
+            else:
+                clustered = cluster_int8_array(array, bits)
             init.CopyFrom(numpy_helper.from_array(clustered, init.name))
             _fix_token_colsum(model, inits, init.name, clustered)
             changed.append(init.name)
     onnx.save(model, str(dst))
     return changed
+
+
+def cluster_int8_channels(array: np.ndarray, bits: int, by_row: bool) -> np.ndarray:
+    """k-means over each row (``by_row``) or column of an int8 matrix: 2**bits levels each."""
+    x = array if by_row else array.T
+    shared, _ = snap_rows(x, row_codebooks(x, 2**bits))
+    return shared if by_row else np.ascontiguousarray(shared.T)
 
 
 def _fix_token_colsum(model, inits: dict, name: str, wq: np.ndarray) -> None:

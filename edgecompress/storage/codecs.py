@@ -33,31 +33,35 @@ class Codec(StrEnum):
 
 
 STDLIB_CODECS = (Codec.store, Codec.zlib, Codec.huffman, Codec.lzma, Codec.bz2)
-LZMA_MAX_DICT = 1 << 26
 
 
 def lzma_dict_size(n: int) -> int:
-    return min(LZMA_MAX_DICT, max(4096, 1 << max(0, int(n) - 1).bit_length()))
+    return decoder.lzma_dict_size(n)
 
 
-def compress(codec: Codec, data: bytes) -> tuple[bytes, dict]:
-    """(coded bytes, extra stream info the decoder needs)."""
+def _deflate(data: bytes, strategy: int) -> bytes:
+    """Raw DEFLATE (no zlib header or Adler-32: the container checks the decoded bytes)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, strategy)
+    return c.compress(data) + c.flush()
+
+
+def compress(codec: Codec, data: bytes) -> bytes:
+    """``data`` coded with ``codec`` (the decoder needs only the codec and the decoded size)."""
     if codec == Codec.store:
-        return data, {}
+        return data
     if codec == Codec.zlib:
-        return zlib.compress(data, 9), {}
+        return _deflate(data, zlib.Z_DEFAULT_STRATEGY)
     if codec == Codec.huffman:
-        c = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
-        return c.compress(data) + c.flush(), {}
+        return _deflate(data, zlib.Z_HUFFMAN_ONLY)
     if codec == Codec.lzma:
-        size = lzma_dict_size(len(data))
-        lzma2 = {"id": lzma.FILTER_LZMA2, "preset": 9, "dict_size": size}
-        return lzma.compress(data, format=lzma.FORMAT_RAW, filters=[lzma2]), {"dict_size": size}
+        lzma2 = {"id": lzma.FILTER_LZMA2, "preset": 9, "dict_size": lzma_dict_size(len(data))}
+        return lzma.compress(data, format=lzma.FORMAT_RAW, filters=[lzma2])
     if codec == Codec.bz2:
-        return bz2.compress(data, 9), {}
+        return bz2.compress(data, 9)
     if codec == Codec.zstd:
         zstandard = _zstandard()
-        return zstandard.ZstdCompressor(level=19).compress(data), {}
+        return zstandard.ZstdCompressor(level=19, write_content_size=False,
+                                        write_checksum=False).compress(data)  # fmt: skip
     raise CompressError(f"unknown codec {codec!r}")
 
 
@@ -71,9 +75,9 @@ def _zstandard():
     return zstandard
 
 
-def best(data: bytes, codecs: tuple[Codec, ...]) -> tuple[Codec, bytes, dict]:
+def best(data: bytes, codecs: tuple[Codec, ...]) -> tuple[Codec, bytes]:
     """The codec among ``codecs`` giving the fewest bytes (ties: the earlier one)."""
-    results = [(c, *compress(c, data)) for c in codecs]
+    results = [(c, compress(c, data)) for c in codecs]
     return min(results, key=lambda r: len(r[1]))
 
 
@@ -153,6 +157,6 @@ def ans_size(symbols: np.ndarray) -> int | None:
     return coder.get_compressed().nbytes + 5 * values.size
 
 
-def decode_check(codec: Codec, coded: bytes, info: dict) -> bytes:
+def decode_check(codec: Codec, coded: bytes, raw_length: int) -> bytes:
     """Decode with the standalone decoder's own code (what a deployed zip runs)."""
-    return decoder._decompress(codec.value, coded, info)
+    return decoder._decompress(codec.value, coded, raw_length)

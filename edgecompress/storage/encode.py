@@ -33,9 +33,7 @@ class Encoded:
             "skeleton_bytes": len(self.skeleton),
             "weights_bytes": len(self.weights),
             "tensors": len(self.tensors),
-            "layouts": {
-                k: sum(t.layout == k for t in self.tensors) for k in ("raw", "dense", "sparse")
-            },
+            "layouts": {k: sum(t.layout == k for t in self.tensors) for k in decoder.LAYOUTS},
         }
 
 

@@ -1,19 +1,20 @@
 """Writing (and checked reading) of coded weights files: the container the standalone decoder
 (templates/decoder.py) reads. Per tensor the writer picks the smallest of the layouts it fits
 (raw; dense codebook + uint8 indices; sparse codebook + indices + run-length gaps) and, per
-stream, the smallest of the allowed codecs."""
+stream, the smallest of the allowed codecs; float32 codebooks and raw tensors whose values
+float16 holds exactly are stored as float16. The header is binary (varints, one-byte codes),
+raw-DEFLATEd, with one CRC32 per tensor over its decoded bytes."""
 
 from __future__ import annotations
 
-import hashlib
-import json
+import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from edgecompress.errors import CompressError
-from edgecompress.storage import codecs
+from edgecompress.storage import codecs, rowwise
 from edgecompress.storage.codecs import Codec
 from edgecompress.storage.templates import decoder
 
@@ -32,8 +33,6 @@ class Stream:
     codec: Codec
     coded: bytes
     raw_length: int
-    dtype: str
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -43,8 +42,9 @@ class CodedTensor:
     shape: list[int]
     layout: str  # raw | dense | sparse
     streams: dict[str, Stream]
-    sha256: str
+    crc32: int
     shuffle: bool = False
+    half: bool = False  # float32 values (codebook or raw) stored as float16, exactly
 
     @property
     def nbytes(self) -> int:
@@ -69,36 +69,68 @@ def gap_bytes(positions: np.ndarray) -> np.ndarray:
 
 def _stream(data: np.ndarray, allowed: tuple[Codec, ...]) -> Stream:
     raw = np.ascontiguousarray(data).tobytes()
-    codec, coded, extra = codecs.best(raw, allowed)
-    return Stream(codec, coded, len(raw), data.dtype.str, extra)
+    codec, coded = codecs.best(raw, allowed)
+    return Stream(codec, coded, len(raw))
 
 
-def _candidates(flat: np.ndarray, allowed) -> list[tuple[str, dict[str, Stream], bool]]:
-    out = []
-    size = flat.dtype.itemsize
-    plain = bits_view(flat).view(np.uint8) if size > 1 else flat.view(np.uint8)
-    out.append(("raw", {"values": _stream(plain, allowed)}, False))
+def narrow(values: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(values as float16, True) when they are float32 that float16 holds bit for bit, else
+    (values, False)."""
+    if values.dtype != np.float32:
+        return values, False
+    half = values.astype(np.float16)
+    if np.array_equal(half.astype(np.float32).view(np.uint32), values.view(np.uint32)):
+        return half, True
+    return values, False
+
+
+def _raw(flat: np.ndarray, allowed) -> list[tuple[str, dict[str, Stream], bool, bool]]:
+    """Plain and byte-plane-shuffled raw candidates (float16 when exact)."""
+    values, half = narrow(flat)
+    size = values.dtype.itemsize
+    plain = bits_view(values).view(np.uint8) if size > 1 else values.view(np.uint8)
+    out = [("raw", {"values": _stream(plain, allowed)}, False, half)]
     if size > 1:
         shuffled = plain.reshape(-1, size).T.reshape(-1)
-        out.append(("raw", {"values": _stream(shuffled, allowed)}, True))
+        out.append(("raw", {"values": _stream(shuffled, allowed)}, True, half))
+    return out
+
+
+def _candidates(flat: np.ndarray, allowed) -> list[tuple[str, dict[str, Stream], bool, bool]]:
+    out = _raw(flat, allowed)
+    size = flat.dtype.itemsize
     bits = bits_view(flat)
     uniq, inverse = np.unique(bits, return_inverse=True)
     if uniq.size <= MAX_CODEBOOK and not (size == 1 and uniq.size > MAX_CODEBOOK // 2):
-        book = uniq.view(flat.dtype).view(np.uint8)
+        book, half = narrow(uniq.view(flat.dtype))
         dense = {
-            "codebook": _stream(book, allowed),
+            "codebook": _stream(bits_view(book).view(np.uint8), allowed),
             "indices": _stream(inverse.astype(np.uint8), allowed),
         }
-        out.append(("dense", dense, False))
+        out.append(("dense", dense, False, half))
         nonzero = np.flatnonzero(bits)
         if nonzero.size <= SPARSE_MAX_DENSITY * flat.size:
             nz_uniq, nz_inv = np.unique(bits[nonzero], return_inverse=True)
+            book, half = narrow(nz_uniq.view(flat.dtype))
             sparse = {
-                "codebook": _stream(nz_uniq.view(flat.dtype).view(np.uint8), allowed),
+                "codebook": _stream(bits_view(book).view(np.uint8), allowed),
                 "indices": _stream(nz_inv.astype(np.uint8), allowed),
                 "gaps": _stream(gap_bytes(nonzero), allowed),
             }
-            out.append(("sparse", sparse, False))
+            out.append(("sparse", sparse, False, half))
+    return out
+
+
+def _per_book(array: np.ndarray, allowed) -> list[tuple[str, dict[str, Stream], bool, bool]]:
+    """ "rows" / "columns" candidates: a codebook per row or column (storage/rowwise.py)."""
+    out = []
+    for layout in rowwise.AXES:
+        found = rowwise.split(array, layout)
+        if found is not None:
+            book, half = narrow(found[0].reshape(-1))
+            streams = {"codebook": _stream(bits_view(book).view(np.uint8), allowed),
+                       "indices": _stream(found[1], allowed)}  # fmt: skip
+            out.append((layout, streams, False, half))
     return out
 
 
@@ -107,33 +139,45 @@ def code_tensor(name: str, array: np.ndarray, allowed=codecs.STDLIB_CODECS) -> C
     array = np.ascontiguousarray(array)
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
+    if array.dtype.name not in decoder.DTYPES:
+        raise StorageError(f"coded weights: tensor {name!r}: dtype {array.dtype} not supported")
     flat = array.reshape(-1)
-    layout, streams, shuffle = min(
-        _candidates(flat, tuple(allowed)), key=lambda c: sum(len(s.coded) for s in c[1].values())
+    layout, streams, shuffle, half = min(
+        _candidates(flat, tuple(allowed)) + _per_book(array, tuple(allowed)),
+        key=lambda c: sum(len(s.coded) for s in c[1].values()),
     )
-    digest = hashlib.sha256(array.tobytes()).hexdigest()
-    return CodedTensor(name, array.dtype.str, list(array.shape), layout, streams, digest, shuffle)
+    crc = zlib.crc32(array.tobytes())
+    return CodedTensor(name, array.dtype.str, list(array.shape), layout, streams, crc, shuffle,
+                       half)  # fmt: skip
+
+
+def _varint(n: int) -> bytes:
+    return decoder._varint(int(n))
+
+
+def _entry(t: CodedTensor) -> bytes:
+    name = t.name.encode("utf-8")
+    out = [_varint(len(name)), name, bytes([decoder.DTYPES.index(np.dtype(t.dtype).name)])]
+    out += [_varint(len(t.shape))] + [_varint(d) for d in t.shape]
+    flags = list(decoder.LAYOUTS).index(t.layout)
+    flags |= (decoder.SHUFFLE if t.shuffle else 0) | (decoder.HALF if t.half else 0)
+    out.append(bytes([flags]))
+    for key in decoder.LAYOUTS[t.layout]:
+        s = t.streams[key]
+        out += [bytes([decoder.CODECS.index(s.codec.value)]), _varint(len(s.coded)),
+                _varint(s.raw_length)]  # fmt: skip
+    out.append(struct.pack("<I", t.crc32))
+    return b"".join(out)
 
 
 def write(tensors: list[CodedTensor]) -> bytes:
     """The coded weights file holding ``tensors``."""
-    entries, payload, offset = [], [], 0
-    for t in tensors:
-        infos = {}
-        for key, s in t.streams.items():
-            infos[key] = {
-                "codec": s.codec.value, "offset": offset, "length": len(s.coded),
-                "raw_length": s.raw_length, "dtype": s.dtype, "crc32": zlib.crc32(s.coded),
-                **s.extra,
-            }  # fmt: skip
-            payload.append(s.coded)
-            offset += len(s.coded)
-        entry = {"name": t.name, "dtype": t.dtype, "shape": t.shape, "layout": t.layout}
-        entries.append({**entry, "shuffle": t.shuffle, "streams": infos, "sha256": t.sha256})
-    header = {"payload_bytes": offset, "tensors": entries}
-    raw = zlib.compress(json.dumps(header, separators=(",", ":"), sort_keys=True).encode(), 9)
+    header = _varint(len(tensors)) + b"".join(_entry(t) for t in tensors)
+    raw = codecs.compress(Codec.zlib, header)
     preamble = decoder.PREAMBLE.pack(decoder.MAGIC, decoder.VERSION, len(raw), zlib.crc32(raw))
-    return preamble + raw + b"".join(payload)
+    payload = b"".join(s.coded for t in tensors for s in (t.streams[k] for k in
+                       decoder.LAYOUTS[t.layout]))  # fmt: skip
+    return preamble + raw + payload
 
 
 def encode(tensors: dict[str, np.ndarray], allowed=codecs.STDLIB_CODECS) -> bytes:

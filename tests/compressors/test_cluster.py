@@ -66,6 +66,25 @@ def test_finetuning_moves_only_the_centroids(digits_bundle, run_ctx):
     assert all(not hasattr(m, "parametrizations") for m in out.module.modules())
 
 
+def test_float16_codebooks_and_shared_biases_are_stored_as_float16(digits_bundle, run_ctx):
+    from edgecompress.storage import format as fmt
+
+    config = ClusterConfig(conv_bits=4, linear_bits=4, bias_bits=3, float16_codebooks=True,
+                           finetune_epochs=1, lr=1e-3)  # fmt: skip
+    out, stats = cluster(digits_bundle, config, run_ctx)
+    assert stats["metric_before"] - stats["metric_after"] <= 0.03, stats
+    layers = [(n, m) for n, m in out.module.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    params = [(f"{n}.{k}", getattr(m, k)) for n, m in layers for k in ("weight", "bias")]
+    for name, p in ((n, p) for n, p in params if p is not None):
+        array = p.detach().numpy()
+        assert np.array_equal(array.astype(np.float16).astype(np.float32), array), name
+        if name.endswith("bias") and p.numel() > 8:
+            assert np.unique(array).size <= 8, name  # 3 bits
+        coded = fmt.code_tensor(name, array)
+        assert coded.half, name  # codebook (or raw values) kept as float16, exactly
+        assert fmt.decode(fmt.write([coded]))[name].tobytes() == array.tobytes()
+
+
 def test_config_validation_and_json_round_trip():
     with pytest.raises(pydantic.ValidationError, match="conv_bits"):
         ClusterConfig(conv_bits=9)
@@ -108,3 +127,33 @@ def test_int8_onnx_initializers_clustered_and_model_runs(tmp_path):
     a = ort.InferenceSession(str(src)).run(None, {"image": x})[0]
     b = ort.InferenceSession(str(dst)).run(None, {"image": x})[0]
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.75
+
+
+def test_int8_onnx_per_channel_books_per_column_and_per_table_row(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecompress.compressors.cluster import cluster_int8_onnx
+
+    rng = np.random.default_rng(3)
+    weight = rng.integers(-127, 127, (64, 80), endpoint=True).astype(np.int8)
+    table = rng.integers(-127, 127, (300, 80), endpoint=True).astype(np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["rows"]),
+         helper.make_node("Cast", ["w"], ["wf"], to=TensorProto.FLOAT),
+         helper.make_node("MatMul", ["x", "wf"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None]),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
+        [helper.make_tensor_value_info("rows", TensorProto.INT8, [None, 80]),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 80])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(table, "table")],
+    )  # fmt: skip
+    src, dst = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    onnx.save(helper.make_model(graph), str(src))
+    assert sorted(cluster_int8_onnx(src, dst, 2, min_elements=1024, per_channel=True)) == [
+        "table", "w"]  # fmt: skip
+    out = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(dst)).graph.initializer}
+    assert max(np.unique(c).size for c in out["w"].T) <= 4
+    assert max(np.unique(r).size for r in out["table"]) <= 4
+    assert np.unique(out["w"]).size > 4  # the books differ between columns

@@ -79,3 +79,43 @@ def test_compressed_storage_zip_answers_its_self_check(tmp_path):
     assert built.self_check["passed"] is True, built.self_check
     events = {e["event"]: e for e in built.self_check["events"]}
     assert events["direct lists"]["max_abs_diff"]["logits"] <= 1e-5
+
+
+def test_per_channel_codebooks_store_as_columns_and_rows(tmp_path):
+    """int8 MatMul weights with per-column levels (codebook GPTQ) and an embedding table with
+    per-row levels: "columns" / "rows" layouts, exact, and the model runs the same."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecompress.compressors.codebook_gptq import codebook_gptq, row_codebooks, snap_rows
+
+    rng = np.random.default_rng(0)
+    weight, _ = codebook_gptq(rng.normal(size=(256, 192)).astype(np.float32), np.eye(256), 16)
+    raw = rng.integers(-127, 127, (512, 192), endpoint=True).astype(np.int8)
+    table, _ = snap_rows(raw, row_codebooks(raw, 8))
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["w"], ["wf"], to=TensorProto.FLOAT),
+         helper.make_node("MatMul", ["x", "wf"], ["y"]),
+         helper.make_node("Gather", ["table", "ids"], ["rows"]),
+         helper.make_node("Cast", ["rows"], ["e"], to=TensorProto.FLOAT)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 256]),
+         helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 192]),
+         helper.make_tensor_value_info("e", TensorProto.FLOAT, [None, 192])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(table, "table")],
+    )  # fmt: skip
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    encoded = encode.encode_onnx(path)
+    assert {t.name: t.layout for t in encoded.tensors} == {"w": "columns", "table": "rows"}
+    assert encoded.summary()["layouts"]["columns"] == 1
+    # 4-bit (16 levels) and 3-bit (8 levels) indices, entropy coded, plus the books
+    assert len(encoded.weights) < (weight.size * 4 + table.size * 3) / 8 + 192 * 16 + 512 * 8
+    rebuilt = encode.rebuild(encoded.skeleton, encoded.weights)
+    assert _initializers(onnx.load_from_string(rebuilt)) == _initializers(onnx.load(str(path)))
+    feeds = {"x": rng.random((3, 256), dtype=np.float32), "ids": np.array([0, 7, 511])}
+    want = ort.InferenceSession(str(path)).run(None, feeds)
+    got = ort.InferenceSession(rebuilt).run(None, feeds)
+    assert all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))

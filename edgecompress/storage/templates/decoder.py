@@ -1,14 +1,23 @@
 """Decoder of edgecompress coded weights (.ecw), copied into deploy zips beside handler.py.
 
 Needs numpy and the standard library only (zstandard too, if a stream was coded with it).
-A file is: magic b"ECW1", format version (u16), header length (u32), header CRC32 (u32), a JSON
-header (zlib-compressed unless it starts with "{"), then the coded streams. Each tensor is
-"raw" (its little-endian bytes, byte-planes shuffled for multi-byte types), "dense" (a codebook
-and one uint8 index per element) or "sparse" (a codebook of non-zero values, one index per non-
-zero, and the run-length gaps between non-zero positions: a gap byte g in 1..255 steps g
-positions, 0 steps 255 and places nothing). Every stream carries the CRC32 of its coded bytes
-and every tensor the SHA-256 of its decoded bytes: a corrupt or truncated file raises
-ValueError naming the tensor, never returns wrong weights.
+A file (format version 2) is: magic b"ECW1", format version (u8), header length (u32), header
+CRC32 (u32), a binary header (raw DEFLATE), then the coded streams back to back. The header is
+a varint tensor count, then per tensor: name (varint length + UTF-8), dtype code (u8), rank
+and dims (varints), flags (u8: layout in bits 0-2, bit 3 byte-plane shuffle, bit 4 float32
+values stored as float16), per stream of its layout a codec code (u8), the coded length and
+the decoded length (varints), and the CRC32 of the tensor's decoded bytes (u32).
+
+Layouts: "raw" (the little-endian bytes, byte-planes shuffled for multi-byte types), "dense" (a
+codebook and one uint8 index per element), "sparse" (a codebook of non-zero values, one index
+per non-zero, and the run-length gaps between non-zero positions: a gap byte g in 1..255 steps
+g positions, 0 steps 255 and places nothing), "rows" / "columns" (a codebook of L values per
+row of [shape[0], -1] or per column of [-1, shape[-1]], then one uint8 index per element, book
+by book: storage/rowwise.py). Every stream is bytes; a codebook or raw tensor
+flagged float16 holds float32 values that float16 represents exactly (decoded bit for bit).
+"zlib" and "huffman" streams are raw DEFLATE (no zlib header or Adler-32): the tensor's CRC32
+checks the decoded bytes, so a corrupt or truncated file raises ValueError naming the tensor,
+never returns wrong weights.
 
 ``load_onnx_bytes(skeleton, weights)`` appends the decoded initializers to an ONNX model whose
 large initializers were taken out (protobuf merges a repeated ``graph`` field), so that
@@ -16,8 +25,6 @@ large initializers were taken out (protobuf merges a repeated ``graph`` field), 
 """
 
 import bz2
-import hashlib
-import json
 import lzma
 import struct
 import time
@@ -26,8 +33,15 @@ import zlib
 import numpy as np
 
 MAGIC = b"ECW1"
-VERSION = 1
-PREAMBLE = struct.Struct("<4sHII")  # magic, version, header length, header crc32
+VERSION = 2
+PREAMBLE = struct.Struct("<4sBII")  # magic, version, header length, header crc32
+CODECS = ("store", "zlib", "huffman", "lzma", "bz2", "zstd")
+DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32",
+          "uint32", "int64", "uint64", "bool")  # fmt: skip
+LAYOUTS = {"raw": ("values",), "dense": ("codebook", "indices"),
+           "sparse": ("codebook", "indices", "gaps"), "rows": ("codebook", "indices"),
+           "columns": ("codebook", "indices")}  # fmt: skip
+SHUFFLE, HALF = 8, 16  # flag bits above the layout code
 ONNX_TYPES = {
     "float32": 1, "uint8": 2, "int8": 3, "uint16": 4, "int16": 5, "int32": 6, "int64": 7,
     "bool": 9, "float16": 10, "float64": 11, "uint32": 12, "uint64": 13,
@@ -35,25 +49,87 @@ ONNX_TYPES = {
 LAST = {}  # timings of the last decode (the handler reports them)
 
 
-def _decompress(codec, data, info):
+def lzma_dict_size(n):
+    """LZMA2 dictionary of a stream of ``n`` bytes (the writer and the reader agree on it)."""
+    return min(1 << 26, max(4096, 1 << max(0, int(n) - 1).bit_length()))
+
+
+def _decompress(codec, data, raw_length):
     if codec == "store":
         return data
     if codec in ("zlib", "huffman"):  # "huffman": DEFLATE with Huffman coding only (no LZ77)
-        return zlib.decompress(data)
+        d = zlib.decompressobj(-15)
+        out = d.decompress(data, raw_length + 1) + d.flush()
+        if not d.eof:
+            raise ValueError("DEFLATE stream truncated")
+        return out
     if codec == "lzma":
-        lzma2 = {"id": lzma.FILTER_LZMA2, "dict_size": int(info.get("dict_size", 1 << 20))}
+        lzma2 = {"id": lzma.FILTER_LZMA2, "dict_size": lzma_dict_size(raw_length)}
         return lzma.decompress(data, format=lzma.FORMAT_RAW, filters=[lzma2])
     if codec == "bz2":
         return bz2.decompress(data)
     if codec == "zstd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().decompress(data)
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=raw_length)
     raise ValueError(f"unknown codec {codec!r}")
 
 
+class _Reader:
+    def __init__(self, data):
+        self.data, self.at = data, 0
+
+    def byte(self):
+        if self.at >= len(self.data):
+            raise ValueError("coded weights: header ends early")
+        self.at += 1
+        return self.data[self.at - 1]
+
+    def varint(self):
+        n, shift = 0, 0
+        while True:
+            b = self.byte()
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return n
+
+    def take(self, n):
+        out = self.data[self.at : self.at + n]
+        if len(out) != n:
+            raise ValueError("coded weights: header ends early")
+        self.at += n
+        return out
+
+
+def _pick(table, code, what):
+    if code >= len(table):
+        raise ValueError(f"coded weights: unknown {what} code {code}")
+    return table[code]
+
+
+def _tensor_entry(r, offset):
+    name = r.take(r.varint()).decode("utf-8")
+    dtype = _pick(DTYPES, r.byte(), "dtype")
+    shape = [r.varint() for _ in range(r.varint())]
+    flags = r.byte()
+    layout = _pick(list(LAYOUTS), flags & 7, "layout")
+    streams = {}
+    for key in LAYOUTS[layout]:
+        codec = _pick(CODECS, r.byte(), "codec")
+        length, raw_length = r.varint(), r.varint()
+        streams[key] = {"codec": codec, "offset": offset, "length": length,
+                        "raw_length": raw_length}  # fmt: skip
+        offset += length
+    crc = struct.unpack("<I", r.take(4))[0]
+    entry = {"name": name, "dtype": dtype, "shape": shape, "layout": layout, "crc32": crc,
+             "shuffle": bool(flags & SHUFFLE), "half": bool(flags & HALF)}  # fmt: skip
+    return {**entry, "streams": streams}, offset
+
+
 def read_header(blob):
-    """The JSON header of a coded weights file (bytes), checked; ValueError when it is not one."""
+    """The header of a coded weights file (bytes) as a dict, checked; ValueError when it is
+    not one."""
     if len(blob) < PREAMBLE.size:
         raise ValueError(f"coded weights: {len(blob)} bytes is too short to be a weights file")
     magic, version, size, crc = PREAMBLE.unpack_from(blob)
@@ -64,12 +140,15 @@ def read_header(blob):
     raw = blob[PREAMBLE.size : PREAMBLE.size + size]
     if len(raw) != size or zlib.crc32(raw) != crc:
         raise ValueError("coded weights: header truncated or corrupt (CRC32 mismatch)")
-    header = json.loads((raw if raw[:1] == b"{" else zlib.decompress(raw)).decode("utf-8"))
-    header["payload_start"] = PREAMBLE.size + size
-    if len(blob) != header["payload_start"] + header["payload_bytes"]:
+    r, offset, tensors = _Reader(zlib.decompress(raw, -15)), 0, []
+    for _ in range(r.varint()):
+        entry, offset = _tensor_entry(r, offset)
+        tensors.append(entry)
+    header = {"tensors": tensors, "payload_bytes": offset, "payload_start": PREAMBLE.size + size}
+    if len(blob) != header["payload_start"] + offset:
         raise ValueError(
             f"coded weights: {len(blob)} bytes, the header promises "
-            f"{header['payload_start'] + header['payload_bytes']} (truncated or padded file)"
+            f"{header['payload_start'] + offset} (truncated or padded file)"
         )
     return header
 
@@ -77,15 +156,15 @@ def read_header(blob):
 def _stream(blob, start, tensor, key):
     info = tensor["streams"][key]
     data = blob[start + info["offset"] : start + info["offset"] + info["length"]]
-    if len(data) != info["length"] or zlib.crc32(data) != info["crc32"]:
-        raise ValueError(f"coded weights: tensor {tensor['name']!r}: stream {key!r} is corrupt")
     try:
-        raw = _decompress(info["codec"], data, info)
+        raw = _decompress(info["codec"], data, info["raw_length"])
     except Exception as exc:  # noqa: BLE001 (every codec library raises its own type)
-        raise ValueError(f"coded weights: tensor {tensor['name']!r}: {key!r}: {exc}") from None
+        raise ValueError(f"coded weights: tensor {tensor['name']!r}: stream {key!r} is corrupt "
+                         f"({exc})") from None  # fmt: skip
     if len(raw) != info["raw_length"]:
-        raise ValueError(f"coded weights: tensor {tensor['name']!r}: stream {key!r} has wrong size")
-    return np.frombuffer(raw, dtype=info["dtype"])
+        raise ValueError(f"coded weights: tensor {tensor['name']!r}: stream {key!r} is corrupt "
+                         f"(wrong size)")  # fmt: skip
+    return np.frombuffer(raw, np.uint8)
 
 
 def gap_positions(gaps):
@@ -100,17 +179,41 @@ def unshuffle(raw, dtype):
     return np.ascontiguousarray(raw.reshape(size, -1).T).view(dtype).reshape(-1)
 
 
+def _values(raw, t, dtype):
+    """Raw stream bytes -> elements of ``dtype`` (float16-stored float32 widened exactly)."""
+    stored = np.dtype("<f2") if t["half"] else dtype
+    if raw.size % stored.itemsize:
+        raise ValueError(f"coded weights: tensor {t['name']!r}: stream size is not whole values")
+    values = unshuffle(raw, stored) if t["shuffle"] else raw.view(stored)
+    return values.astype(dtype) if t["half"] else values
+
+
+def _per_book(codebook, indices, t, count):
+    """ "rows" / "columns": a codebook of L values per row of [shape[0], -1] (per column of
+    [-1, shape[-1]]), then the uint8 indices of each row (column) back to back."""
+    shape = t["shape"]
+    books = shape[0] if t["layout"] == "rows" else (shape[-1] if shape else 0)
+    if len(shape) < 2 or not books or codebook.size % books or indices.size != count:
+        raise ValueError(f"coded weights: tensor {t['name']!r}: codebooks do not fit its shape")
+    levels = codebook.size // books
+    if indices.size and int(indices.max()) >= levels:
+        raise ValueError(f"coded weights: tensor {t['name']!r}: index past the codebook")
+    x = np.take_along_axis(codebook.reshape(books, levels), indices.reshape(books, -1), 1)
+    return (x if t["layout"] == "rows" else np.ascontiguousarray(x.T)).reshape(-1)
+
+
 def _tensor(blob, start, t):
-    dtype, count = np.dtype(t["dtype"]), int(np.prod(t["shape"], dtype=np.int64))
+    dtype, count = np.dtype(t["dtype"]).newbyteorder("<"), int(np.prod(t["shape"], dtype=np.int64))
     if t["layout"] == "raw":
-        values = _stream(blob, start, t, "values")
-        flat = unshuffle(values, dtype) if t.get("shuffle") else values.view(dtype)
+        flat = _values(_stream(blob, start, t, "values"), t, dtype)
     else:
-        codebook = _stream(blob, start, t, "codebook").view(dtype)
+        codebook = _values(_stream(blob, start, t, "codebook"), t, dtype)
         indices = _stream(blob, start, t, "indices")
         if indices.size and int(indices.max()) >= codebook.size:
             raise ValueError(f"coded weights: tensor {t['name']!r}: index past the codebook")
-        if t["layout"] == "dense":
+        if t["layout"] in ("rows", "columns"):
+            flat = _per_book(codebook, indices, t, count)
+        elif t["layout"] == "dense":
             flat = codebook[indices]
         else:
             positions = gap_positions(_stream(blob, start, t, "gaps"))
@@ -121,8 +224,8 @@ def _tensor(blob, start, t):
     if flat.size != count:
         raise ValueError(f"coded weights: tensor {t['name']!r}: {flat.size} values, not {count}")
     array = flat.reshape(t["shape"])
-    if hashlib.sha256(array.tobytes()).hexdigest() != t["sha256"]:
-        raise ValueError(f"coded weights: tensor {t['name']!r}: SHA-256 mismatch (corrupt file)")
+    if zlib.crc32(array.tobytes()) != t["crc32"]:
+        raise ValueError(f"coded weights: tensor {t['name']!r}: CRC32 mismatch (corrupt file)")
     return array
 
 
