@@ -1,6 +1,7 @@
 """TFLite backends side by side: litert-torch (torch.export, PT2E) vs onnx2tf (via TensorFlow).
 
     python benchmarks/tflite_backends.py [--part cnn|text|all] [--runs 300] [--epochs 10]
+        [--schemes none int8-dynamic int8-full] [--model MiniLM] [--out FILE]
 
 CNNs (the shipped digits CNN and a ResNet-style net trained here, seed 0): fp32 and full int8
 through each backend, the size of each file, its test accuracy and its ai-edge-litert p50 at
@@ -32,6 +33,7 @@ from edgecompress.measure.machine import machine_info
 from edgecompress.model import TaskKind, TaskSpec
 from edgecompress.runtimes import RowRunner, TFLiteRunner
 
+TEXT_SCHEMES = ("none", "int8-dynamic", "int8-full")
 RESULTS = Path(__file__).resolve().parent / "results" / "tflite-backends.md"
 CNNS = {
     "digits CNN": ("edgecompress.zoo:digits_cnn", "package://edgecompress.zoo/digits_cnn.pt"),
@@ -106,7 +108,7 @@ def tiny_classifier(folder: Path) -> Path:
     return folder
 
 
-def text_rows(runs: int) -> list[str]:
+def text_rows(runs: int, schemes=TEXT_SCHEMES, only: str = "") -> list[str]:
     rows = []
     sentences = load_sentences()
     parts = (sentences.train, sentences.val, sentences.test)
@@ -119,10 +121,12 @@ def text_rows(runs: int) -> list[str]:
             "BERT-style classifier (6 layers, hidden 32)": (cls, labelled),
         }
         for name, (bundle, data) in models.items():
+            if only and only.lower() not in name.lower():
+                continue
             ctx = RunContext(data, Path(tmp))
             ctx.set_baseline(bundle)
             timing, made = {}, {}
-            for scheme in ("none", "int8-dynamic", "int8-full"):
+            for scheme in schemes:
                 config = TFLiteConfig(
                     backend="litert-torch", quantize=[scheme], representative_samples=64
                 )
@@ -136,6 +140,7 @@ def text_rows(runs: int) -> list[str]:
                     )
                     continue
                 made[v.scheme] = (v, time.perf_counter() - start)
+                print(name, scheme, {k: x for k, x in v.details.items() if k != "static_shapes"})
                 shapes = {s.name: s.shape for s in v.io.inputs}
                 timing[v.scheme] = RowRunner(TFLiteRunner(v.path, threads=1, io=v.io), shapes).run
             feeds = [bundle.feeds(b) for b in list(data.test.take(32).batches(1))]
@@ -194,9 +199,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--schemes", nargs="+", default=list(TEXT_SCHEMES), help="text part")
+    parser.add_argument("--model", default="", help="text part: only models naming this")
     args = parser.parse_args()
     cnn = cnn_rows(args.runs, args.epochs) if args.part in ("cnn", "all") else []
-    text = text_rows(args.runs) if args.part in ("text", "all") else []
+    text = text_rows(args.runs, args.schemes, args.model) if args.part in ("text", "all") else []
     write(cnn, text, args.out)
     print(args.out.read_text())
 

@@ -29,6 +29,7 @@ from edgecompress.exporters.tflite.convert import (
     onnx_to_saved_model,
 )
 from edgecompress.exporters.tflite.litert_job import FILE_NAMES, LiteRTJob
+from edgecompress.exporters.tflite.outliers import OutlierOptions
 from edgecompress.exporters.validate import (
     LayoutRunner,
     Tolerances,
@@ -95,6 +96,11 @@ class TFLiteConfig(StepConfig):
     )
     compact_names: bool = Field(
         True, description="short tensor names and no conversion-metadata buffer in the file"
+    )
+    int8_outliers: OutlierOptions = Field(
+        default_factory=OutlierOptions,
+        description="litert-torch int8-full: SmoothQuant on LayerNorm -> Linear and own int8 "
+        "scales for outlier Linear output channels (outliers.py)",
     )
     tolerance: Tolerances = Field(default_factory=Tolerances, description="validation limits")
 

@@ -10,6 +10,7 @@ from edgecompress.exporters.calibration import single_samples
 from edgecompress.exporters.tflite.litert import (
     convert_module,
     file_io,
+    op_precision,
     static_shapes,
     torch_args,
 )
@@ -51,8 +52,11 @@ class LiteRTJob:
         path = self.work / FILE_NAMES[scheme]
         calibration = self._calibration() if mode == "int8-full" else None
         details = {"route": "torch.export -> litert-torch -> .tflite"}
-        details.update(convert_module(self.module, self.args, path, mode, calibration))
+        outliers = self.config.int8_outliers
+        details.update(convert_module(self.module, self.args, path, mode, calibration, outliers))
         io = file_io(path, self.bundle.io)
+        if mode == "int8-full":
+            details.update(op_precision(path))
         details["static_shapes"] = {k: list(v) for k, v in self.shapes.items()}
         details["input_layout"] = "as in torch"
         runner = RowRunner(TFLiteRunner(path, threads=1, io=io), self.shapes)
