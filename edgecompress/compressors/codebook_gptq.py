@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecompress.exporters.onnx.gptq import QMAX, channel_scales
+from edgecompress.exporters.onnx.gptq import QMAX, channel_scales, gptq
 
 VALUES = np.arange(-128, 128, dtype=np.float64)
 
@@ -83,57 +83,14 @@ def codebook_gptq(
     scales ``[N]`` (max |w| / 127, as int8 GPTQ): the levels by k-means over the column's
     rounded-to-nearest int8 values (or, with ``step``, the uniform grid of int8 multiples of
     ``step`` for every column), the rounding by GPTQ on ``hessian`` ``[K, K]``."""
-    import torch
-
-    scale_np = channel_scales(weight_kn)
+    scale = channel_scales(weight_kn)
     if step:
         grid = uniform_levels(step).astype(np.float64)
-        books_np = np.repeat(grid[None], weight_kn.shape[1], 0)
+        books = np.repeat(grid[None], weight_kn.shape[1], 0)
     else:
-        rtn = np.clip(np.rint(weight_kn / scale_np), -QMAX, QMAX).astype(np.int8)
-        books_np = row_codebooks(rtn.T, levels).astype(np.float64)
-    books = torch.from_numpy(books_np)  # [N, levels]
-    w = torch.from_numpy(np.ascontiguousarray(weight_kn.T, dtype=np.float64))  # [N, K]
-    h = torch.from_numpy(np.array(hessian, dtype=np.float64))
-    dead = torch.diagonal(h) == 0
-    h[dead, dead] = 1.0
-    w[:, dead] = 0.0
-    scale = torch.from_numpy(scale_np.astype(np.float64))
-    order = torch.argsort(torch.diagonal(h), descending=True)
-    w, h = w[:, order], h[order][:, order]
-    h += damp * torch.diagonal(h).mean() * torch.eye(h.shape[0], dtype=h.dtype)
-    h_inv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
-    q = _quantize_columns(w, h_inv, scale, books, block)[:, torch.argsort(order)]
-    return q.T.numpy().astype(np.int8), scale_np.astype(np.float32)
-
-
-def _nearest_level(x, books):
-    """Each row's nearest level of its own book (``books`` ``[N, levels]`` sorted)."""
-    import torch
-
-    edges = (books[:, 1:] + books[:, :-1]) / 2
-    index = (x[:, None] > edges).sum(1)
-    return torch.gather(books, 1, index[:, None])[:, 0]
-
-
-def _quantize_columns(w, h_inv, scale, books, block: int):
-    """exporters/onnx/gptq.py's loop, rounding onto each channel's codebook."""
-    import torch
-
-    q = torch.zeros_like(w)
-    cols = w.shape[1]
-    for start in range(0, cols, block):
-        end = min(start + block, cols)
-        w1, h1 = w[:, start:end].clone(), h_inv[start:end, start:end]
-        err = torch.zeros_like(w1)
-        for i in range(end - start):
-            col = w1[:, i]
-            qcol = _nearest_level(col / scale, books)
-            q[:, start + i] = qcol
-            err[:, i] = (col - qcol * scale) / h1[i, i]
-            w1[:, i:] -= err[:, i : i + 1] @ h1[i : i + 1, i:]
-        w[:, end:] -= err @ h_inv[start:end, end:]
-    return q
+        rtn = np.clip(np.rint(weight_kn / scale), -QMAX, QMAX).astype(np.int8)
+        books = row_codebooks(rtn.T, levels).astype(np.float64)
+    return gptq(weight_kn, hessian, damp, block, books=books)
 
 
 def share_table_rows(src, dst, levels: int, min_rows: int = 256, step: int | None = None):

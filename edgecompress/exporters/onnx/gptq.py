@@ -31,12 +31,15 @@ def round_to_nearest(weight_kn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gptq(
-    weight_kn: np.ndarray, hessian: np.ndarray, damp: float = 0.01, block: int = 128
-) -> tuple[np.ndarray, np.ndarray]:
+    weight_kn: np.ndarray, hessian: np.ndarray, damp: float = 0.01, block: int = 128,
+    books: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """int8 ``[K, N]`` and per-column scales ``[N]`` with GPTQ error feedback.
 
     ``hessian`` is ``[K, K]`` (``E[x xᵀ]`` of the layer input); rows/columns that are all
-    zero (inputs never seen, or handled elsewhere) get weight 0.
+    zero (inputs never seen, or handled elsewhere) get weight 0. With ``books`` ``[N, L]``
+    (each output channel's allowed int8 levels, sorted) every weight is rounded onto its
+    channel's nearest level instead of the nearest int8 value (weight sharing per channel).
     """
     import torch
 
@@ -50,12 +53,24 @@ def gptq(
     w, h = w[:, order], h[order][:, order]
     h += damp * torch.diagonal(h).mean() * torch.eye(h.shape[0], dtype=h.dtype)
     h_inv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
-    q = _quantize_columns(w, h_inv, scale, block)
+    q = _quantize_columns(w, h_inv, scale, block, _rounder(books))
     q = q[:, torch.argsort(order)]
     return q.T.numpy().astype(np.int8), scale.numpy().astype(np.float32)
 
 
-def _quantize_columns(w, h_inv, scale, block: int):
+def _rounder(books: np.ndarray | None):
+    """Rounding of one scaled column ``[N]``: to the nearest int8, or to each row's nearest
+    level of ``books``."""
+    import torch
+
+    if books is None:
+        return lambda x: torch.clamp(torch.round(x), -QMAX, QMAX)
+    levels = torch.from_numpy(np.asarray(books, dtype=np.float64))
+    edges = (levels[:, 1:] + levels[:, :-1]) / 2
+    return lambda x: torch.gather(levels, 1, (x[:, None] > edges).sum(1)[:, None])[:, 0]
+
+
+def _quantize_columns(w, h_inv, scale, block: int, rounder):
     """The GPTQ loop over ``block``-wide column blocks (lazy batch updates)."""
     import torch
 
@@ -67,7 +82,7 @@ def _quantize_columns(w, h_inv, scale, block: int):
         err = torch.zeros_like(w1)
         for i in range(end - start):
             col = w1[:, i]
-            qcol = torch.clamp(torch.round(col / scale), -QMAX, QMAX)
+            qcol = rounder(col / scale)
             q[:, start + i] = qcol
             err[:, i] = (col - qcol * scale) / h1[i, i]
             w1[:, i:] -= err[:, i : i + 1] @ h1[i : i + 1, i:]
