@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecompress.awslambda.bundle import build_lambda_zip, tflite_io
+from edgecompress.awslambda.app import tflite_io
+from edgecompress.awslambda.bundle import build_lambda_zip
 from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.errors import CompressError, ExportError
 from edgecompress.iospec import IOSpec

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecompress import __version__
+from edgecompress.awslambda import app as lambda_app
 from edgecompress.awslambda import bundle as lambda_bundle
 from edgecompress.awslambda import checks as lambda_checks
 from edgecompress.awslambda import generation as lm_generation
@@ -86,8 +87,8 @@ def stage_app(model_path, io, task, stage: Path, options: GcpTarget, tokenizer_d
         pins["pillow"] = lambda_bundle.PILLOW
     resolved, wheel_dir = gcp_requirements.resolve(options.python, pins)
     runtime_pins = {k: v for k, v in pins.items() if k != "functions-framework"}
-    lambda_bundle._add_model(model_path, stage, "onnxruntime", runtime_pins)
-    spec = lambda_bundle._write_app(
+    lambda_app.add_model(model_path, stage, "onnxruntime", runtime_pins)
+    spec = lambda_app.write_app(
         stage,
         model_path,
         io,

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgecompress.awslambda import bundle as lambda_bundle
+from edgecompress.awslambda import app as lambda_app
 from edgecompress.loaders import load_onnx
 from edgecompress.model import TaskSpec
 from tests.awslambda.lambda_models import digits_int8_onnx
@@ -43,7 +43,7 @@ def app_dir(tmp_path_factory):
     shutil.copyfile(model, stage / "model.onnx")
     pins = {"onnxruntime": onnxruntime.__version__}
     io_spec = load_onnx(model, TaskSpec()).io
-    lambda_bundle._write_app(stage, model, io_spec, TaskSpec(), "onnxruntime", None, 64, pins)
+    lambda_app.write_app(stage, model, io_spec, TaskSpec(), "onnxruntime", None, 64, pins)
     return stage
 
 

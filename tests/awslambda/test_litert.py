@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecompress.awslambda.bundle import build_lambda_zip, tflite_io
+from edgecompress.awslambda.app import tflite_io
+from edgecompress.awslambda.bundle import build_lambda_zip
 from edgecompress.awslambda.options import LambdaTarget
 from edgecompress.iospec import IOSpec, TensorSpec
 from edgecompress.model import TaskSpec

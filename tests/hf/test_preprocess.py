@@ -97,9 +97,9 @@ def test_bad_preprocessor_config_names_the_file(tmp_path):
 
 def test_template_applies_the_same_steps(tmp_path):
     """awslambda/templates/images.py (what the zip runs) equals the host's steps."""
-    import edgecompress.awslambda.bundle as bundle
+    import edgecompress.awslambda.app as lambda_app
 
-    path = bundle.TEMPLATES / "images.py"
+    path = lambda_app.TEMPLATES / "images.py"
     spec = importlib.util.spec_from_file_location("zip_images", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
