@@ -25,6 +25,7 @@ from edgecompress.data import DataSource, describe, parse_spec, resolve
 from edgecompress.errors import RecipeError
 from edgecompress.gcp.target import CloudRunSection, GcfSection
 from edgecompress.model import DEFAULT_METRIC, TaskKind, TaskSpec
+from edgecompress.recipe_messages import format_errors
 from edgecompress.registry import COMPRESSORS, EXPORTERS, StepConfig
 from edgecompress.search.schema import (
     AddressError,
@@ -153,79 +154,6 @@ class Recipe(Section):
     export_configs: list[tuple[str, StepConfig]] = Field(default_factory=list, exclude=True)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     path: Path | None = Field(None, exclude=True)
-
-
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-_BOUNDS = {
-    "less_than": ("<", "lt"),
-    "less_than_equal": ("<=", "le"),
-    "greater_than": (">", "gt"),
-    "greater_than_equal": (">=", "ge"),
-}
-
-
-def _message(err: dict, known_fields: list[str]) -> str:
-    kind, ctx = err["type"], err.get("ctx") or {}
-    if kind in _BOUNDS:
-        op, key = _BOUNDS[kind]
-        bound = ctx[key]
-        msg = (
-            f"must be {op} {bound:g}" if isinstance(bound, int | float) else f"must be {op} {bound}"
-        )
-    elif kind == "extra_forbidden":
-        field = str(err["loc"][-1])
-        close = difflib.get_close_matches(field, known_fields, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"unknown field{hint}; known: {', '.join(known_fields)}"
-    elif kind == "missing":
-        return "required field missing"
-    else:
-        msg = err["msg"][0].lower() + err["msg"][1:]
-        msg = msg.removeprefix("value error, ")
-    value = err.get("input")
-    if isinstance(value, str | int | float | bool) and kind != "missing":
-        shown = repr(value)
-        msg += (
-            f", got {shown[:60]}... ({len(shown):,} characters)"
-            if len(shown) > 80
-            else (f", got {shown}")
-        )
-    return msg
-
-
-def _fields_at(model_cls, loc: tuple) -> list[str]:
-    """Field names of the (sub)model the error location points into, for suggestions."""
-    cls = model_cls
-    for part in loc[:-1]:
-        field = getattr(cls, "model_fields", {}).get(part)
-        if field is None:
-            break
-        ann = field.annotation
-        for cand in getattr(ann, "__args__", ()) or (ann,):
-            if isinstance(cand, type) and issubclass(cand, BaseModel):
-                cls = cand
-                break
-    fields = getattr(cls, "model_fields", {})
-    return sorted(f.alias or n for n, f in fields.items() if not f.exclude)
-
-
-def error_message(err: dict) -> str:
-    """One pydantic error worded as in a recipe error ("must be > 0, got 0.0")."""
-    return _message(err, [])
-
-
-def format_errors(source: str, exc: ValidationError, model_cls, prefix: tuple = ()) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(prefix) + tuple(err["loc"])
-        lines.append(f"{source}: {_loc(loc)}: {_message(err, _fields_at(model_cls, err['loc']))}")
-    return "\n".join(lines)
 
 
 def _validate_entries(entries, registry, field: str, source: str) -> list[tuple[str, StepConfig]]:

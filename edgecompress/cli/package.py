@@ -16,7 +16,7 @@ from edgecompress.gcp.stage import render_bundle
 from edgecompress.gcp.target import CloudRunTarget, GcpTarget
 from edgecompress.model import TaskKind, TaskSpec
 from edgecompress.pipeline import run_package_gcp, run_package_lambda
-from edgecompress.recipe import error_message
+from edgecompress.recipe_messages import error_message
 
 
 def target_option(name: str, model=LambdaTarget, **extra):
