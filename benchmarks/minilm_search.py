@@ -157,6 +157,10 @@ def candidates(files: dict[str, Path], work: Path, calib: list[dict]) -> dict:
         "token-fused-none": lambda: token(
             files["raw"], w / "tf-none.onnx", calib, **FUSED, per_token="none"
         ),
+        # issue 20: the attention core as one MultiHeadAttention node (attention_fusion.py)
+        "token-int8-mha": lambda: token(
+            files["raw"], w / "token-mha.onnx", calib, attention_fusion=True
+        ),
         "smooth50-dyn-pc-s8": lambda: dynamic(
             smooth(f, w / "sm50.onnx", calib, 0.5), w / "sm50-dyn.onnx"
         ),
@@ -242,8 +246,13 @@ def main(argv=None) -> int:
         "--split", default="test", choices=["val", "test"], help="sentences for accuracy"
     )
     parser.add_argument("--profile", action="store_true", help="op-type profile per candidate")
+    parser.add_argument(
+        "--mha", action="store_true", help="(c) vs (g) vs (g) + MultiHeadAttention, one run"
+    )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.mha:
+        return mha_compare(args)
     from edgecompress.data import load_sentences
 
     bundle = sc.load_text_bundle()
@@ -277,6 +286,61 @@ def main(argv=None) -> int:
         if args.profile:
             print(profile_by_op(path, l128, args.runs), flush=True)
     return 0
+
+
+def mha_compare(args) -> int:
+    """Issue 20: Optimum (c), int8-token as peers.py builds it (g) and (g) with the attention
+    fusion, in one interleaved run: p50 at 1 and 2 threads on b1-L128 and b1-real (test
+    sentences), accuracy on val and test; prints markdown tables."""
+    import peers_variants as pv
+
+    from edgecompress.data import load_sentences
+    from edgecompress.exporters.onnx import quantize as oq
+
+    bundle = sc.load_text_bundle()
+    splits = load_sentences()
+    ctx = {"raw": base_files(bundle, args.work)["raw"]}
+    calib = sc.single_feeds(bundle, splits.train.texts[:128])
+    variants = {"(c) Optimum": pv.build_c(bundle, args.work, ctx).path}
+    for name, fuse in (("(g) int8-token", False), ("(g) + MHA", True)):
+        path = args.work / f"g-{'mha' if fuse else 'plain'}.onnx"
+        token(pv._basic(ctx, args.work), path, calib, attention_fusion=fuse)
+        oq.compact_names(path)
+        variants[name] = path
+    pooled = {"(c) Optimum"}
+    print("| split | " + " | ".join(f"{n}: mean / min cos, NN" for n in variants) + " |")
+    print("|---|" + "---|" * len(variants))
+    for split in ("val", "test"):
+        feeds = sc.single_feeds(bundle, getattr(splits, split).texts)
+        ref = sc.embed_all(sc.torch_run(bundle.module, 2), feeds)
+        cells = []
+        for name, path in variants.items():
+            q = sc.embedding_quality(ref, sc.embed_all(_runner(path, 2, name in pooled), feeds))
+            cells.append(f"{q['mean_cos']:.5f} / {q['min_cos']:.5f}, {100 * q['agreement']:.1f} %")
+        print(f"| {split} | " + " | ".join(cells) + " |", flush=True)
+    texts = splits.test.texts
+    sets = {"b1-L128": sc.single_feeds(bundle, texts[:32], pad_to=128)}
+    sets["b1-real"] = sc.single_feeds(bundle, texts)
+    print("\n| input, threads | " + " | ".join(variants) + " |\n|---|" + "---:|" * len(variants))
+    for threads in (1, 2):
+        runs = {n: _runner(p, threads, n in pooled) for n, p in variants.items()}
+        for label, feeds in sets.items():
+            times = sc.time_interleaved(runs, feeds, args.runs)
+            p50 = {n: sc.percentiles(t)["p50"] for n, t in times.items()}
+            base = p50["(c) Optimum"]
+            cells = [f"{v:.2f} ({v / base:.3f})" for v in p50.values()]
+            print(f"| {label}, {threads} | " + " | ".join(cells) + " |", flush=True)
+    if args.profile:
+        for name, path in variants.items():
+            print(f"\n{name}\n" + profile_by_op(path, sets["b1-L128"], args.runs), flush=True)
+    return 0
+
+
+def _runner(path: Path, threads: int, pooled: bool):
+    import peers_variants as pv
+
+    run = sc.ort_run(sc.ort_session(path, threads))
+    return pv._pooled(run) if pooled else run
 
 
 def smooth(src: Path, dst: Path, feeds: list[dict], alpha: float = 0.5) -> Path:

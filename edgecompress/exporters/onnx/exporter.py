@@ -104,6 +104,12 @@ class OnnxConfig(StepConfig):
     gptq: bool = Field(
         True, description="int8-token: GPTQ weight rounding (False: round to nearest)"
     )
+    token_attention_fusion: bool = Field(
+        False,
+        description="int8-token: each float attention core as one com.microsoft."
+        "MultiHeadAttention node, checked against the unfused graph (MiniLM: faster on padded "
+        "batches, not at real lengths: benchmarks/results/int8-token-profile.md)",
+    )
     compact_names: bool = Field(True, description="shorten internal names of quantized files")
     tolerance: Tolerances = Field(default_factory=Tolerances, description="validation limits")
 
@@ -284,6 +290,7 @@ class _Job:
                 self.config.token_outliers,
                 oq.excluded_nodes(source, keep),
                 self.config.gptq,
+                attention_fusion=self.config.token_attention_fusion,
             )
         )
         return details
