@@ -89,20 +89,24 @@ class InputStats:
     amax: np.ndarray  # [K] max |x| per channel
     xtx: np.ndarray  # [K, K] sum of x xᵀ over rows
     rows: int = 0
-    sample: list = field(default_factory=list)  # the first SAMPLE_ROWS rows, for choose_per_token
+    sample_rows: int = 0  # rows kept in ``sample`` (only per_token auto reads them)
+    sample: list = field(default_factory=list)
 
     def add(self, x2: np.ndarray) -> None:
         self.amax = np.maximum(self.amax, np.abs(x2).max(0))
         x64 = x2.astype(np.float64)
         self.xtx += x64.T @ x64
-        room = SAMPLE_ROWS - sum(len(s) for s in self.sample)
+        room = self.sample_rows - sum(len(s) for s in self.sample)
         if room > 0:
             self.sample.append(x2[:room].astype(np.float32))
         self.rows += len(x2)
 
 
-def calibrate(model, names: list[str], batches: list[dict]) -> dict[str, InputStats]:
-    """Run the float model over ``batches`` with every name in ``names`` as an extra output."""
+def calibrate(
+    model, names: list[str], batches: list[dict], sample_rows: int = 0
+) -> dict[str, InputStats]:
+    """Run the float model over ``batches`` with every name in ``names`` as an extra output;
+    keep the first ``sample_rows`` rows of each."""
     import onnx
     import onnxruntime as ort
 
@@ -122,7 +126,8 @@ def calibrate(model, names: list[str], batches: list[dict]) -> dict[str, InputSt
         for name, value in zip(names, outs, strict=True):
             x2 = _rows(value, keep)
             k = x2.shape[1]
-            stats.setdefault(name, InputStats(np.zeros(k, np.float32), np.zeros((k, k)))).add(x2)
+            empty = InputStats(np.zeros(k, np.float32), np.zeros((k, k)), sample_rows=sample_rows)
+            stats.setdefault(name, empty).add(x2)
     return stats
 
 
@@ -139,6 +144,7 @@ def _rows(value: np.ndarray, keep) -> np.ndarray:
 
 
 SAMPLE_ROWS = 2048
+PER_TOKEN = ("all", "none", "auto")  # fused only
 SCHEMES = ("exact", "fused")  # token_graph.py (default) | token_fused.py (not faster: see docs)
 
 
@@ -170,6 +176,10 @@ def quantize_token_int8(
 
     if scheme not in SCHEMES:
         raise ExportError(f"int8-token: scheme '{scheme}' is not one of {', '.join(SCHEMES)}")
+    if per_token not in PER_TOKEN:
+        raise ExportError(
+            f"int8-token: per_token '{per_token}' is not one of {', '.join(PER_TOKEN)}"
+        )
     started = time.perf_counter()
     model = onnx.load(str(src))
     float_model, attention = model, {"attention": "unfused"}
@@ -179,7 +189,8 @@ def quantize_token_int8(
     if not groups:
         raise ExportError(f"int8-token: {src.name} has no MatMul with a constant 2-D weight")
     log.info("int8-token: calibrating %d MatMul inputs", len(groups))
-    stats = calibrate(float_model, list(groups), batches)
+    sampled = SAMPLE_ROWS if scheme == "fused" and per_token == "auto" else 0
+    stats = calibrate(float_model, list(groups), batches, sampled)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     plans = {x: _plan(x, stats[x], outlier_channels, scheme, per_token, tolerance) for x in groups}
     built = []
@@ -219,8 +230,6 @@ def _plan(x: str, stats: InputStats, k: int, scheme: str, policy: str, tolerance
         return True, idx
     if policy == "none":
         return False, idx
-    if policy != "auto":
-        raise ExportError(f"int8-token: per_token '{policy}' is not one of all, none, auto")
     token, keep = plan_input(np.concatenate(stats.sample), idx, tolerance)
     return token, idx if keep else idx[:0]
 
