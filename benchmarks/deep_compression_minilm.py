@@ -42,10 +42,7 @@ DECODE = "import decoder, json, time; t=time.perf_counter(); decoder.load_files(
     "print(json.dumps({{**decoder.LAST, 'total_ms': (time.perf_counter()-t)*1e3}}))"  # fmt: skip
 EXPORT_CONFIG = {"exporter": "torchscript", "fuse_transformer": False, "calibration_samples": 128,
                  "token_outliers": 8, "tolerance": {"min_cosine": 0.5}}  # fmt: skip
-EXPORT = """import functools, sys
-import edgecompress.exporters.onnx.token_int8 as ti
-from edgecompress.compressors.codebook_gptq import codebook_gptq
-ti.gptq = functools.partial(codebook_gptq, levels={levels}, step={step})
+EXPORT = """import sys
 from edgecompress.cli import main
 sys.argv = ["compress", "-q", "export", "onnx", {model!r}, "--quantize", "int8-token",
             "--config", {config!r}, "-o", {out!r}, "--force"]
@@ -54,14 +51,16 @@ main()
 
 
 def export_codebook(levels: int, step: int | None, work: Path) -> Path:
-    """The int8-token export with codebook GPTQ: k-means ``levels`` per column, or the
-    uniform grid of int8 multiples of ``step`` (cached in ``work``)."""
+    """The int8-token export with codebook GPTQ (OnnxConfig.token_sharing): k-means
+    ``levels`` per column, or the uniform grid of int8 multiples of ``step`` (cached in
+    ``work``)."""
     out = work / (f"export-s{step}" if step else f"export-l{levels}")
     path = out / "model.int8-token.onnx"
     if not path.is_file():
         model = str(resolve_path(sc.MINILM_REF))
-        code = EXPORT.format(levels=levels, step=step, model=model, out=str(out),
-                             config=json.dumps(EXPORT_CONFIG))  # fmt: skip
+        sharing = {"weight_step": step} if step else {"weight_levels": levels}
+        config = json.dumps(EXPORT_CONFIG | {"token_sharing": sharing})
+        code = EXPORT.format(model=model, out=str(out), config=config)
         subprocess.run([sys.executable, "-c", code], check=True)
     return path
 

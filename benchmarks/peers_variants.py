@@ -263,13 +263,26 @@ def build_h(bundle, work, ctx) -> Variant:
     return ort_variant("h", path, "ORT basic optimisation + dynamic int8 per-channel S8 weights")
 
 
-def _basic(ctx, work: Path) -> Path:
-    """The TorchScript export after onnxruntime's basic optimisation (shared by g and h)."""
+def _basic(ctx, work: Path, bundle=None) -> Path:
+    """The TorchScript export after onnxruntime's basic optimisation and, as the exporter does
+    (OnnxConfig.padding_mask), the padding mask's finfo.min -> -50 checked on padded train
+    sentences (shared by g and h)."""
+    import onnx
+
+    from edgecompress.data import load_sentences
     from edgecompress.exporters.onnx.optimize import ort_optimize
+    from edgecompress.exporters.onnx.padding_mask import soften_padding_mask
+    from edgecompress.model import tokenize
 
     basic = work / "g-basic.onnx"
     if not basic.exists():
         ort_optimize(ctx["raw"], basic, "basic")
+        bundle = bundle or sc.load_text_bundle()
+        texts = load_sentences().train.texts
+        check = [tokenize(bundle.tokenizer_dir, texts[i : i + 8], bundle.io, 128) for i in (0, 8)]
+        model, details = soften_padding_mask(onnx.load(str(basic)), check)
+        onnx.save(model, str(basic))
+        print(f"g-basic.onnx: {details}", file=sys.stderr)
     return basic
 
 

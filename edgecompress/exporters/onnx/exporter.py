@@ -18,13 +18,15 @@ from pathlib import Path
 from pydantic import Field
 
 from edgecompress.data import calibration_batches
-from edgecompress.errors import ExportError
+from edgecompress.errors import DataError, ExportError
 from edgecompress.exporters.base import ExportedModel, publish
 from edgecompress.exporters.onnx import kv_cache
 from edgecompress.exporters.onnx import metadata as onnx_metadata
 from edgecompress.exporters.onnx import quantize as oq
 from edgecompress.exporters.onnx.export import export_module
 from edgecompress.exporters.onnx.optimize import fuse_transformer, optimize, transformer_config
+from edgecompress.exporters.onnx.padding_mask import mask_sites, soften_padding_mask
+from edgecompress.exporters.onnx.sharing import TokenSharing
 from edgecompress.exporters.onnx.token_int8 import quantize_token_int8
 from edgecompress.exporters.validate import Tolerances, ensure_baseline, torch_reference, validate
 from edgecompress.metrics import predict
@@ -109,6 +111,17 @@ class OnnxConfig(StepConfig):
         description="int8-token: each float attention core as one com.microsoft."
         "MultiHeadAttention node, checked against the unfused graph (MiniLM: faster on padded "
         "batches, not at real lengths: benchmarks/results/int8-token-profile.md)",
+    )
+    token_sharing: TokenSharing | None = Field(
+        None,
+        description="int8-token: weights GPTQ-rounded onto shared grids and embedding rows "
+        "snapped (fewer distinct values: smaller `storage: compressed` zips, lower accuracy)",
+    )
+    padding_mask: bool = Field(
+        True,
+        description="text encoders: the attention mask's finfo.min padding value becomes -50 "
+        "(its exp() is a denormal that slows softmax ~3x on padded batches), checked on "
+        "padded calibration batches and left as it is if any output moves",
     )
     compact_names: bool = Field(True, description="shorten internal names of quantized files")
     tolerance: Tolerances = Field(default_factory=Tolerances, description="validation limits")
@@ -208,7 +221,23 @@ class _Job:
                 raw, path, self.bundle, self.config.optimize.value, self.config.fuse_transformer
             )
         )
+        if self.config.padding_mask:
+            details.update(self._soften_padding_mask(path))
         return path, details
+
+    def _soften_padding_mask(self, path: Path) -> dict:
+        import onnx
+
+        model = onnx.load(str(path))
+        if not mask_sites(model):
+            return {}
+        try:
+            feeds = calibration_batches(self.bundle, self.ctx, 32, batch_size=8)
+        except DataError:
+            return {"padding_mask": "unchanged (no train split to check it on)"}
+        model, details = soften_padding_mask(model, feeds)
+        onnx.save(model, str(path))
+        return details
 
     def _reference(self):
         """Outputs every variant is compared to: the torch module's (or the source file's)."""
@@ -282,6 +311,7 @@ class _Job:
         )
         batches = kv_cache.calibration_feeds(source, batches)  # causal LMs: an empty past
         details["quant_spec"] = {"scheme": "int8-token", "bits": 8, "keep_float": list(keep)}
+        sharing = self.config.token_sharing
         details.update(
             quantize_token_int8(
                 source,
@@ -291,8 +321,12 @@ class _Job:
                 oq.excluded_nodes(source, keep),
                 self.config.gptq,
                 attention_fusion=self.config.token_attention_fusion,
+                rounding=sharing.rounding() if sharing else None,
             )
         )
+        if sharing:
+            details["token_sharing"] = sharing.model_dump(exclude_none=True)
+            details.update(sharing.share_tables(path))
         return details
 
     def _nbits(self, bits: int, spec: QuantSpec, path: Path) -> dict:

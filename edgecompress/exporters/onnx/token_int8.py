@@ -160,6 +160,7 @@ def quantize_token_int8(
     per_token: str = "auto",
     tolerance: float = 1.5,
     attention_fusion: bool = False,
+    rounding=None,
 ) -> dict:
     """Write ``dst``: ``src`` with every constant-weight MatMul as an int8-token group.
 
@@ -171,7 +172,8 @@ def quantize_token_int8(
     the cheapest form within ``tolerance`` x the least estimated noise: token_sensitivity).
     ``attention_fusion``: each float attention core as one MultiHeadAttention node, checked
     on the float graph with the first calibration batches (attention_fusion.py; opt-in:
-    MiniLM 0.79x of Optimum at 128 padded tokens, unchanged at real lengths)."""
+    MiniLM 0.79x of Optimum at 128 padded tokens, unchanged at real lengths). ``rounding``:
+    ``(weight [K, N], hessian) -> (int8, scales)`` in place of int8 GPTQ (sharing.py's grids)."""
     import onnx
 
     if scheme not in SCHEMES:
@@ -192,11 +194,12 @@ def quantize_token_int8(
     sampled = SAMPLE_ROWS if scheme == "fused" and per_token == "auto" else 0
     stats = calibrate(float_model, list(groups), batches, sampled)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    rounding = rounding or (gptq if use_gptq else None)
     plans = {x: _plan(x, stats[x], outlier_channels, scheme, per_token, tolerance) for x in groups}
     built = []
     for i, (x, targets) in enumerate(groups.items()):
         token_rows, outliers = plans[x]
-        members = _members(targets, stats[x], outliers, use_gptq)
+        members = _members(targets, stats[x], outliers, rounding)
         if scheme == "exact":
             builder = GroupBuilder(f"tq{i}", opset)
         else:
@@ -214,13 +217,20 @@ def quantize_token_int8(
             "per_token_groups": sum(p[0] for p in plans.values()),
             "outlier_groups": sum(len(p[1]) > 0 for p in plans.values()),
             "outlier_channels": outlier_channels,
-            "weights": "gptq" if use_gptq else "round-to-nearest",
+            "weights": _rounding_name(rounding),
             "embedding_tables_int8": tables,
             "calibration_rows": int(max(s.rows for s in stats.values())),
             "seconds": round(time.perf_counter() - started, 1),
             **attention,
         }
     }
+
+
+def _rounding_name(rounding) -> str:
+    """gptq | codebook_gptq (a functools.partial) | round-to-nearest."""
+    if rounding is None:
+        return "round-to-nearest"
+    return getattr(getattr(rounding, "func", rounding), "__name__", "custom")
 
 
 def _plan(x: str, stats: InputStats, k: int, scheme: str, policy: str, tolerance: float):
@@ -242,8 +252,9 @@ def _outliers(x: str, stats: InputStats, outliers: int) -> np.ndarray:
     return np.sort(np.argsort(-stats.amax)[:k]).astype(np.int64)
 
 
-def _members(targets, stats: InputStats, idx: np.ndarray, use_gptq: bool) -> list[Member]:
-    """Each MatMul's int8 weights (outlier rows zeroed, GPTQ on E[x xT]) and float rows."""
+def _members(targets, stats: InputStats, idx: np.ndarray, rounding) -> list[Member]:
+    """Each MatMul's int8 weights (outlier rows zeroed, ``rounding`` on E[x xT], None: to
+    nearest) and float rows."""
     hessian = stats.xtx / stats.rows
     hessian[idx, :] = 0
     hessian[:, idx] = 0
@@ -251,7 +262,7 @@ def _members(targets, stats: InputStats, idx: np.ndarray, use_gptq: bool) -> lis
     for t in targets:
         w = t.weight.copy()
         w[idx, :] = 0  # the outlier rows are multiplied in float
-        q, scale = gptq(w, hessian) if use_gptq else round_to_nearest(w)
+        q, scale = rounding(w, hessian) if rounding else round_to_nearest(w)
         members.append(Member(t.output, q, scale, t.bias, t.weight[idx, :]))
     return members
 
