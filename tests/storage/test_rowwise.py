@@ -74,3 +74,21 @@ def test_index_past_a_rows_book_is_an_error_not_garbage():
         decoder._per_book(books.reshape(-1), bad.reshape(-1), entry, array.size)
     with pytest.raises(ValueError, match="'w': codebooks do not fit its shape"):
         decoder._per_book(books.reshape(-1)[:-1], indices.reshape(-1), entry, array.size)
+
+
+@pytest.mark.parametrize(
+    ("shape", "layout", "dtype"),
+    [((5000, 3), "rows", "int8"), ((40, 300), "columns", "uint8"), ((7, 9), "rows", "float32")],
+)
+def test_decoder_lookup_paths_match_numpy_indexing(shape, layout, dtype):
+    """One byte table per book (few int8 books), numpy indexing (many books, wider values):
+    both give what take_along_axis gives."""
+    array = per_book(shape, 16, layout, np.int8 if dtype == "uint8" else dtype, 1)
+    array = array.astype(dtype)
+    books, indices = rowwise.split(array, layout)
+    entry = {"name": "w", "shape": list(shape), "layout": layout}
+    flat = decoder._per_book(books.reshape(-1), indices.reshape(-1), entry, array.size)
+    assert flat.tobytes() == array.tobytes()
+    codebook = np.unique(array)
+    dense = np.searchsorted(codebook, array.reshape(-1)).astype(np.uint8)
+    assert decoder._lookup(codebook, dense).tobytes() == array.tobytes()

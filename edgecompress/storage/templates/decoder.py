@@ -188,6 +188,16 @@ def _values(raw, t, dtype):
     return values.astype(dtype) if t["half"] else values
 
 
+def _lookup(codebook, indices):
+    """``codebook[indices]``; one-byte values through a 256-byte table (``bytes.translate``:
+    ~5x faster than numpy's fancy indexing, which first widens every index to 8 bytes)."""
+    if codebook.dtype.itemsize != 1 or codebook.size > 256:
+        return codebook[indices]
+    table = np.zeros(256, np.uint8)
+    table[: codebook.size] = codebook.view(np.uint8)
+    return np.frombuffer(indices.tobytes().translate(table.tobytes()), codebook.dtype)
+
+
 def _per_book(codebook, indices, t, count):
     """ "rows" / "columns": a codebook of L values per row of [shape[0], -1] (per column of
     [-1, shape[-1]]), then the uint8 indices of each row (column) back to back."""
@@ -198,7 +208,11 @@ def _per_book(codebook, indices, t, count):
     levels = codebook.size // books
     if indices.size and int(indices.max()) >= levels:
         raise ValueError(f"coded weights: tensor {t['name']!r}: index past the codebook")
-    x = np.take_along_axis(codebook.reshape(books, levels), indices.reshape(books, -1), 1)
+    books_2d, indices_2d = codebook.reshape(books, levels), indices.reshape(books, -1)
+    if codebook.dtype.itemsize == 1 and books <= 4096:  # few long books: one table each
+        x = np.stack([_lookup(books_2d[b], indices_2d[b]) for b in range(books)])
+    else:
+        x = np.take_along_axis(books_2d, indices_2d, 1)
     return (x if t["layout"] == "rows" else np.ascontiguousarray(x.T)).reshape(-1)
 
 
@@ -214,7 +228,7 @@ def _tensor(blob, start, t):
         if t["layout"] in ("rows", "columns"):
             flat = _per_book(codebook, indices, t, count)
         elif t["layout"] == "dense":
-            flat = codebook[indices]
+            flat = _lookup(codebook, indices)
         else:
             positions = gap_positions(_stream(blob, start, t, "gaps"))
             if positions.size != indices.size or (positions.size and positions[-1] >= count):
@@ -224,7 +238,7 @@ def _tensor(blob, start, t):
     if flat.size != count:
         raise ValueError(f"coded weights: tensor {t['name']!r}: {flat.size} values, not {count}")
     array = flat.reshape(t["shape"])
-    if zlib.crc32(array.tobytes()) != t["crc32"]:
+    if zlib.crc32(_bytes_view(array)) != t["crc32"]:
         raise ValueError(f"coded weights: tensor {t['name']!r}: CRC32 mismatch (corrupt file)")
     return array
 
@@ -236,6 +250,12 @@ def decode(blob):
     out = {t["name"]: _tensor(blob, header["payload_start"], t) for t in header["tensors"]}
     LAST["decode_ms"] = (time.perf_counter() - t0) * 1e3
     return out
+
+
+def _bytes_view(array):
+    """The little-endian bytes of a C-contiguous array, without a copy where possible."""
+    array = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
+    return memoryview(array.reshape(-1)).cast("B") if array.size else b""
 
 
 def _varint(n):
@@ -251,15 +271,22 @@ def _field(number, payload):
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def onnx_tensor(name, array):
-    """A serialized onnx TensorProto (dims, data_type, name, raw_data) for ``array``."""
-    array = np.ascontiguousarray(array)
+def _tensor_parts(name, array):
+    """A serialized onnx TensorProto (dims, data_type, name, raw_data) for ``array`` as
+    (bytes before the data, the data as a byte view): joined once, never copied piecewise."""
     kind = ONNX_TYPES.get(array.dtype.name)
     if kind is None:
         raise ValueError(f"coded weights: tensor {name!r}: dtype {array.dtype} has no ONNX type")
     dims = b"".join(_varint(1 << 3) + _varint(int(d)) for d in array.shape)
-    data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-    return dims + _varint(2 << 3) + _varint(kind) + _field(8, name.encode()) + _field(9, data)
+    data = _bytes_view(array)
+    head = dims + _varint(2 << 3) + _varint(kind) + _field(8, name.encode())
+    return head + _varint(9 << 3 | 2) + _varint(len(data)), data
+
+
+def onnx_tensor(name, array):
+    """A serialized onnx TensorProto (dims, data_type, name, raw_data) for ``array``."""
+    head, data = _tensor_parts(name, array)
+    return head + bytes(data)
 
 
 def load_onnx_bytes(skeleton, weights):
@@ -267,8 +294,13 @@ def load_onnx_bytes(skeleton, weights):
     appended as a second ``graph`` field (ModelProto field 7) that protobuf merges."""
     tensors = decode(weights)
     t0 = time.perf_counter()
-    graph = b"".join(_field(5, onnx_tensor(n, a)) for n, a in tensors.items())
-    model = skeleton + _field(7, graph)
+    parts, size = [], 0
+    for name, array in tensors.items():
+        head, data = _tensor_parts(name, array)
+        field = _varint(5 << 3 | 2) + _varint(len(head) + len(data))
+        parts += [field, head, data]
+        size += len(field) + len(head) + len(data)
+    model = b"".join([skeleton, _varint(7 << 3 | 2), _varint(size), *parts])
     LAST["assemble_ms"] = (time.perf_counter() - t0) * 1e3
     return model
 
