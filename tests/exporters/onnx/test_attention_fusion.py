@@ -5,38 +5,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecompress.exporters.onnx import attention_fusion as af
 from edgecompress.exporters.onnx.attention_fusion import fuse_attention, fuse_attention_file
-
-TEXTS = [
-    "the cat sat on the mat",
-    "a much longer sentence about models that are compressed and shipped to the edge",
-    "hello",
-    "quantized encoders run on small cpus",
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tiny_bert_dir, tmp_path_factory):
-    """(raw TorchScript ONNX export of the 6-layer tiny BERT, bundle)."""
-    from edgecompress.exporters.onnx.export import export_module
-    from edgecompress.loaders import load_hf
-    from edgecompress.model import TaskKind, TaskSpec
-
-    task = TaskSpec(kind=TaskKind.embedding, data="sentences", metric="cosine")
-    bundle = load_hf(tiny_bert_dir, task)
-    path = tmp_path_factory.mktemp("attn") / "raw.onnx"
-    export_module(bundle, bundle.module, path, 17, "torchscript")
-    return path, bundle
-
-
-def _feeds(bundle, texts: list[str]) -> dict:
-    from edgecompress.model import tokenize
-
-    return tokenize(bundle.tokenizer_dir, texts, bundle.io, 64)
+from tests.exporters.onnx.text_models import TEXTS, text_feeds
 
 
 def _outputs(model, feeds: dict) -> list[np.ndarray]:
@@ -51,10 +24,10 @@ def _ops(model) -> dict[str, int]:
     return counts
 
 
-def test_tiny_bert_fused_exactly_with_padding(tiny_bert):
-    path, bundle = tiny_bert
+def test_tiny_bert_fused_exactly_with_padding(tiny_bert_raw):
+    path, bundle = tiny_bert_raw
     model = onnx.load(str(path))
-    check = [_feeds(bundle, TEXTS[:3]), _feeds(bundle, TEXTS[3:])]
+    check = [text_feeds(bundle, TEXTS[:3]), text_feeds(bundle, TEXTS[3:])]
     fused, details = fuse_attention(model, check)
     assert details["attention"] == "MultiHeadAttention" and details["attention_cores"] == 6
     assert details["attention_max_abs_diff"] <= 1e-5
@@ -66,7 +39,10 @@ def test_tiny_bert_fused_exactly_with_padding(tiny_bert):
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     assert attrs == {"num_heads": 4, "mask_filter_value": -50.0}  # default scale 1/sqrt(8)
     # unseen inputs: a padded batch whose lengths differ, and batch 1 without padding
-    for feeds in (_feeds(bundle, [TEXTS[1], TEXTS[2], TEXTS[0]]), _feeds(bundle, TEXTS[2:3])):
+    for feeds in (
+        text_feeds(bundle, [TEXTS[1], TEXTS[2], TEXTS[0]]),
+        text_feeds(bundle, TEXTS[2:3]),
+    ):
         assert feeds["attention_mask"].min() == (0 if len(feeds["input_ids"]) > 1 else 1)
         ref, got = _outputs(model, feeds), _outputs(fused, feeds)
         assert len(ref) == len(got)
@@ -74,11 +50,11 @@ def test_tiny_bert_fused_exactly_with_padding(tiny_bert):
             assert np.abs(r - g).max() <= 1e-5
 
 
-def test_int8_token_groups_untouched_and_exact(tiny_bert, tmp_path):
+def test_int8_token_groups_untouched_and_exact(tiny_bert_raw, tmp_path):
     from edgecompress.exporters.onnx.token_int8 import quantize_token_int8
 
-    path, bundle = tiny_bert
-    calib = [_feeds(bundle, TEXTS[:2]), _feeds(bundle, TEXTS[2:])] * 4
+    path, bundle = tiny_bert_raw
+    calib = [text_feeds(bundle, TEXTS[:2]), text_feeds(bundle, TEXTS[2:])] * 4
     plain, fused = tmp_path / "token.onnx", tmp_path / "token-mha.onnx"
     off = quantize_token_int8(path, plain, calib)["int8_token"]
     on = quantize_token_int8(path, fused, calib, attention_fusion=True)["int8_token"]
@@ -94,7 +70,7 @@ def test_int8_token_groups_untouched_and_exact(tiny_bert, tmp_path):
     assert len(weights) >= 24
     for init in weights:
         assert np.array_equal(numpy_helper.to_array(init), int8[init.name])
-    feeds = _feeds(bundle, [TEXTS[3], TEXTS[0]])
+    feeds = text_feeds(bundle, [TEXTS[3], TEXTS[0]])
     for r, g in zip(_outputs(a, feeds), _outputs(b, feeds), strict=True):
         assert np.abs(r - g).max() <= 1e-4
 
@@ -119,9 +95,9 @@ def test_file_copy_when_no_attention(tmp_path):
     assert onnx.load(str(dst)) == onnx.load(str(src))
 
 
-def test_refused_when_outputs_differ(tiny_bert, monkeypatch):
+def test_refused_when_outputs_differ(tiny_bert_raw, monkeypatch):
     """A wrong rewrite (here: 2 heads instead of 4) is caught by the check and not applied."""
-    path, bundle = tiny_bert
+    path, bundle = tiny_bert_raw
     model = onnx.load(str(path))
     real = af.match_core
 
@@ -131,15 +107,15 @@ def test_refused_when_outputs_differ(tiny_bert, monkeypatch):
         return core, why
 
     monkeypatch.setattr(af, "match_core", two_heads)
-    same, details = fuse_attention(model, [_feeds(bundle, TEXTS[:2])])
+    same, details = fuse_attention(model, [text_feeds(bundle, TEXTS[:2])])
     assert same is model and details["attention"] == "unfused"
     assert "fused outputs differ by" in details["attention_fusion_refused"]
     assert "> 1e-05 on the check feeds" in details["attention_fusion_refused"]
 
 
-def test_refused_when_mask_is_not_from_an_input(tiny_bert):
+def test_refused_when_mask_is_not_from_an_input(tiny_bert_raw):
     """A softmax whose additive mask is a constant does not match: graph unchanged."""
-    path, _ = tiny_bert
+    path, _ = tiny_bert_raw
     model = onnx.load(str(path))
     softmax = next(n for n in model.graph.node if n.op_type == "Softmax")
     add = next(n for n in model.graph.node if n.output[0] == softmax.input[0])
@@ -176,9 +152,9 @@ def test_exporter_option_fuses_int8_token(tiny_bert_dir, tmp_path):
     assert token.validation["passed"] and token.validation["cosine"] >= 0.999
 
 
-def test_refused_when_a_core_tensor_is_read_outside(tiny_bert):
+def test_refused_when_a_core_tensor_is_read_outside(tiny_bert_raw):
     """The attention probabilities of one layer as a graph output: that core cannot go."""
-    path, _ = tiny_bert
+    path, _ = tiny_bert_raw
     model = onnx.load(str(path))
     softmax = next(n for n in model.graph.node if n.op_type == "Softmax")
     model.graph.output.append(

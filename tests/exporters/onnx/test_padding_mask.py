@@ -5,37 +5,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecompress.exporters.onnx.padding_mask import MASK_VALUE, mask_sites, soften_padding_mask
-
-TEXTS = [
-    "the cat sat on the mat",
-    "a much longer sentence about models that are compressed and shipped to the edge",
-    "hello",
-    "quantized encoders run on small cpus",
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tiny_bert_dir, tmp_path_factory):
-    """(raw TorchScript ONNX export of the 6-layer tiny BERT, bundle)."""
-    from edgecompress.exporters.onnx.export import export_module
-    from edgecompress.loaders import load_hf
-    from edgecompress.model import TaskKind, TaskSpec
-
-    task = TaskSpec(kind=TaskKind.embedding, data="sentences", metric="cosine")
-    bundle = load_hf(tiny_bert_dir, task)
-    path = tmp_path_factory.mktemp("mask") / "raw.onnx"
-    export_module(bundle, bundle.module, path, 17, "torchscript")
-    return path, bundle
-
-
-def _feeds(bundle, texts: list[str]) -> dict:
-    from edgecompress.model import tokenize
-
-    return tokenize(bundle.tokenizer_dir, texts, bundle.io, 64)
+from tests.exporters.onnx.text_models import TEXTS, text_feeds
 
 
 def _run(model, feeds: dict) -> list[np.ndarray]:
@@ -43,11 +16,11 @@ def _run(model, feeds: dict) -> list[np.ndarray]:
     return session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()})
 
 
-def test_tiny_bert_mask_softened_with_padding_outputs_unchanged(tiny_bert):
-    path, bundle = tiny_bert
+def test_tiny_bert_mask_softened_with_padding_outputs_unchanged(tiny_bert_raw):
+    path, bundle = tiny_bert_raw
     model = onnx.load(str(path))
     assert len(mask_sites(model)) == 1  # one mask, built once, added in all 6 layers
-    padded = _feeds(bundle, TEXTS)
+    padded = text_feeds(bundle, TEXTS)
     assert (padded["attention_mask"] == 0).any()
     softened, details = soften_padding_mask(model, [padded])
     assert details["padding_mask"] == MASK_VALUE and details["padding_mask_constants"] == 1
