@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from edgecompress.compressors.codebook_gptq import codebook_gptq, share_table_rows
 from edgecompress.registry import StepConfig
 
 
@@ -46,8 +47,6 @@ class TokenSharing(StepConfig):
 
     def rounding(self) -> Callable | None:
         """The GPTQ rounding int8-token uses for MatMul weights (None: plain int8 GPTQ)."""
-        from edgecompress.compressors.codebook_gptq import codebook_gptq
-
         if not (self.weight_step or self.weight_levels):
             return None
         return functools.partial(
@@ -56,8 +55,6 @@ class TokenSharing(StepConfig):
 
     def share_tables(self, path: Path) -> dict:
         """Snap the int8 embedding rows of the file at ``path`` in place; what was done."""
-        from edgecompress.compressors.codebook_gptq import share_table_rows
-
         if not (self.embedding_step or self.embedding_levels):
             return {}
         tables = share_table_rows(
