@@ -228,9 +228,11 @@ class _Job:
     def _soften_padding_mask(self, path: Path) -> dict:
         import onnx
 
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
         if not mask_sites(model):
             return {}
+        if any(i.data_location == onnx.TensorProto.EXTERNAL for i in model.graph.initializer):
+            return {"padding_mask": "unchanged (weights in external data files)"}
         try:
             feeds = calibration_batches(self.bundle, self.ctx, 32, batch_size=8)
         except DataError:
