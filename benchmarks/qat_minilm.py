@@ -106,10 +106,13 @@ def size_estimate(student, weight_step: int, embedding_step: int) -> dict:
 
 def embed_single(module, bundle, texts: list[str]) -> np.ndarray:
     """Batch 1, own length (the benchmarks' protocol), weights quantized once (cached)."""
+    import torch
     from torch.nn.utils import parametrize
 
     with parametrize.cached():
-        return sc.embed_all(sc.torch_run(module, 2), sc.single_feeds(bundle, texts))
+        return sc.embed_all(
+            sc.torch_run(module, torch.get_num_threads()), sc.single_feeds(bundle, texts)
+        )
 
 
 def embed_batched(module, bundle, texts: list[str], batch: int = 64) -> np.ndarray:
@@ -236,11 +239,12 @@ def main() -> None:
     parser.add_argument("--no-augment", dest="augment", action="store_false")
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="64 val / 64 test sentences")
     args = parser.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     bundle = sc.load_text_bundle()
     teacher = bundle.module.eval()
     for p in teacher.parameters():
