@@ -319,8 +319,9 @@ def _prune(graph) -> None:
     graph.initializer.extend(inits)
 
 
-def max_output_diff(a, b, feeds: list[dict]) -> float:
-    """The largest |a - b| over every output of two models on ``feeds`` (onnxruntime, CPU)."""
+def max_output_diff(a, b, feeds: list[dict], relative: bool = False) -> float:
+    """The largest |a - b| over every output of two models on ``feeds`` (onnxruntime, CPU);
+    ``relative``: divided by the largest |a| (at least 1)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -330,12 +331,14 @@ def max_output_diff(a, b, feeds: list[dict]) -> float:
         for m in (a, b)
     ]
     wanted = [i.name for i in sessions[0].get_inputs()]
-    worst = 0.0
+    worst, largest = 0.0, 1.0
     for feed in feeds:
         outs = [s.run(None, {k: feed[k] for k in wanted}) for s in sessions]
         for x, y in zip(*outs, strict=True):
-            worst = max(worst, float(np.abs(np.asarray(x) - np.asarray(y)).max(initial=0.0)))
-    return worst
+            x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+            worst = max(worst, float(np.abs(x - y).max(initial=0.0)))
+            largest = max(largest, float(np.abs(x).max(initial=0.0)))
+    return worst / largest if relative else worst
 
 
 def fuse_attention(model, feeds: list[dict] | None = None, atol: float = 1e-5):
