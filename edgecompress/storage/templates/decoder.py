@@ -283,12 +283,6 @@ def _tensor_parts(name, array):
     return head + _varint(9 << 3 | 2) + _varint(len(data)), data
 
 
-def onnx_tensor(name, array):
-    """A serialized onnx TensorProto (dims, data_type, name, raw_data) for ``array``."""
-    head, data = _tensor_parts(name, array)
-    return head + bytes(data)
-
-
 def load_onnx_bytes(skeleton, weights):
     """ONNX model bytes: the skeleton plus the decoded initializers (GraphProto field 5),
     appended as a second ``graph`` field (ModelProto field 7) that protobuf merges."""
