@@ -36,18 +36,12 @@ class FusedGroupBuilder(GroupBuilder):
         super().__init__(prefix, opset)
         self.per_token = per_token
 
-    def reduce_last(self, op: str, x: str, out: str) -> str:
-        """Reduce over the last axis, kept (axes an input from opset 18)."""
-        if self.opset >= 18:
-            return self.node(op, [x, self.const(f"{out}_axes", np.array([-1]))], out, keepdims=1)
-        return self.node(op, [x], out, axes=[-1], keepdims=1)
-
     def build(self, x: str, k_dim: int, outliers: np.ndarray, members: list[Member]) -> None:
         wq = np.concatenate([m.q for m in members], 1).astype(np.int8)
         scale = np.concatenate([m.scale for m in members]).astype(np.float32)
         bias = np.concatenate([m.bias for m in members]).astype(np.float32)
-        src, x_out = self._mask(x, k_dim, outliers)
-        span = self._row_span(src) if self.per_token else None
+        src, x_out = self._split_outliers(x, k_dim, outliers)
+        span = self.row_range(src)[2] if self.per_token else None
         if span is not None:
             src = self.node("Div", [src, span], "xn")
         dq_in = [src, self.const("wq", wq), self.const("ws", scale)]
@@ -63,19 +57,3 @@ class FusedGroupBuilder(GroupBuilder):
         if span is not None and np.any(bias):
             y = self.node("Add", [y, self.const("b", bias)], "yb")
         self._hand_back(y, members)
-
-    def _mask(self, x: str, k_dim: int, outliers: np.ndarray):
-        """(x with the outlier channels zeroed, the outlier channels [..., k]) of ``x``."""
-        if not len(outliers):
-            return x, None
-        mask = np.ones(k_dim, np.float32)
-        mask[outliers] = 0
-        src = self.node("Mul", [x, self.const("mask", mask)], "xm")
-        picked = self.const("oidx", outliers.astype(np.int64))
-        return src, self.node("Gather", [x, picked], "xo", axis=-1)
-
-    def _row_span(self, x: str) -> str:
-        """max - min of each row of ``x`` (at least 1e-10), shaped [..., 1]."""
-        hi, lo = self.reduce_last("ReduceMax", x, "hi"), self.reduce_last("ReduceMin", x, "lo")
-        span = self.node("Sub", [hi, lo], "span0")
-        return self.node("Max", [span, self.const("eps", np.float32(1e-10))], "span")

@@ -58,10 +58,10 @@ class GroupBuilder:
         return self.name(out)
 
     def reduce(self, op: str, x: str, out: str) -> str:
-        """Reduce over axis 1, kept (axes moved from attribute to input in opset 18)."""
+        """Reduce over the last axis, kept (axes moved from attribute to input in opset 18)."""
         if self.opset >= 18:
-            return self.node(op, [x, self.const(f"{out}_axes", np.array([1]))], out, keepdims=1)
-        return self.node(op, [x], out, axes=[1], keepdims=1)
+            return self.node(op, [x, self.const(f"{out}_axes", np.array([-1]))], out, keepdims=1)
+        return self.node(op, [x], out, axes=[-1], keepdims=1)
 
     def build(self, x: str, k_dim: int, outliers: np.ndarray, members: list[Member]) -> None:
         x2 = self.node("Reshape", [x, self.const("x2d", np.array([-1, k_dim]))], "x2")
@@ -81,25 +81,26 @@ class GroupBuilder:
     def _ints(self, s: str, *values: int) -> list[str]:
         return [self.const(f"{s}{i}", np.array([v])) for i, v in enumerate(values)]
 
-    def _split_outliers(self, x2: str, k_dim: int, outliers: np.ndarray):
-        """(x2 with the outlier channels zeroed, the outlier channels [R, k]) of ``x2 [R, K]``."""
+    def _split_outliers(self, x: str, k_dim: int, outliers: np.ndarray):
+        """(x with the outlier channels zeroed, the outlier channels [..., k]) of ``x``."""
         if not len(outliers):
-            return x2, None
+            return x, None
         mask = np.ones(k_dim, np.float32)
         mask[outliers] = 0
-        src = self.node("Mul", [x2, self.const("mask", mask)], "xm")
+        src = self.node("Mul", [x, self.const("mask", mask)], "xm")
         picked = self.const("oidx", outliers.astype(np.int64))
-        return src, self.node("Gather", [x2, picked], "xo", axis=1)
+        return src, self.node("Gather", [x, picked], "xo", axis=-1)
+
+    def row_range(self, x: str) -> tuple[str, str, str]:
+        """(max, min, max - min at least 1e-10) of each row of ``x``, shaped [..., 1]."""
+        hi, lo = self.reduce("ReduceMax", x, "hi"), self.reduce("ReduceMin", x, "lo")
+        span = self.node("Sub", [hi, lo], "span0")
+        return hi, lo, self.node("Max", [span, self.const("eps", np.float32(1e-10))], "span")
 
     def _quantize_rows(self, x2: str):
         from onnx import TensorProto
 
-        hi, lo = self.reduce("ReduceMax", x2, "hi"), self.reduce("ReduceMin", x2, "lo")
-        span = self.node(
-            "Max",
-            [self.node("Sub", [hi, lo], "span0"), self.const("eps", np.float32(1e-10))],
-            "span",
-        )
+        hi, lo, span = self.row_range(x2)
         s_col = self.node("Mul", [span, self.const("inv254", np.float32(1 / 254))], "s")
         mid = self.node("Div", [self.node("Add", [hi, lo], "sum"), span], "mid0")
         centre = self.node(
